@@ -1,0 +1,43 @@
+"""Request-scoped dependencies: the unit of work, the PII cipher, and the access policy table."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from utilis_shared.auth import Principal, Role, require
+from utilis_shared.db import UnitOfWork
+from utilis_shared.pii import PiiCipher
+
+from customer.service_layer.errors import AccountNotFound
+
+
+def get_uow(request: Request) -> UnitOfWork:
+    return UnitOfWork(request.app.state.session_factory, request.app.state.settings)
+
+
+def get_cipher(request: Request) -> PiiCipher:
+    return request.app.state.cipher
+
+
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
+Cipher = Annotated[PiiCipher, Depends(get_cipher)]
+
+# The access policy of every route family, in one place. Admin passes every role check.
+FRONT_OFFICE = (Role.AGENT, Role.BILLING_CLERK)
+READERS = (Role.AGENT, Role.BILLING_CLERK, Role.DISPATCHER)
+METER_STAFF = (Role.AGENT, Role.BILLING_CLERK, Role.TECHNICIAN)
+PII_REVEAL_ROLES = (Role.AGENT,)  # plus admin
+
+CanRegister = Annotated[Principal, Depends(require(roles=FRONT_OFFICE))]
+CanRead = Annotated[Principal, Depends(require(roles=READERS))]
+CanReadAccount = Annotated[Principal, Depends(require(roles=READERS, residents=True))]
+CanManageMeters = Annotated[Principal, Depends(require(roles=METER_STAFF))]
+CanMerge = Annotated[Principal, Depends(require(roles=(Role.ADMIN,)))]
+CanAudit = Annotated[Principal, Depends(require(roles=(Role.ADMIN,)))]
+
+
+def ensure_account_access(principal: Principal, account_no: str) -> None:
+    """Object-level check. A resident asking for someone else's account learns nothing: 404."""
+    if not principal.can_access_account(account_no):
+        raise AccountNotFound(f"No account {account_no}.")

@@ -1,0 +1,76 @@
+"""Local projections of other services' events for the 360° view (no fan-out calls at read time).
+
+Each projected event type maps to a view and the data field that identifies one item in it. An update
+merges into the stored item (``data || new``) only if it is not older than what is stored (by event
+time), so replays and late arrivals cannot roll the view back. The consumer's inbox makes each event
+count once. Producers own the payload schemas; the fields read here are listed in the README.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import literal_column
+from sqlalchemy.dialects.postgresql import insert
+from utilis_shared.db import UnitOfWork
+from utilis_shared.events import Event
+from utilis_shared.inbox import HandlerRegistry
+
+from customer.adapters.orm import AccountProjection
+
+# event type -> (view, item key field in data, or None for one item per account)
+PROJECTED: dict[str, tuple[str, str | None]] = {
+    "billing.bill.issued": ("bill", "bill_no"),
+    "billing.bill.settled": ("bill", "bill_no"),
+    "billing.bill.credited": ("bill", "bill_no"),
+    "billing.balance.changed": ("balance", None),
+    "payment.payment.succeeded": ("payment", "payment_id"),
+    "payment.payment.refunded": ("payment", "payment_id"),
+    "work_order.order.opened": ("work_order", "order_no"),
+    "work_order.order.updated": ("work_order", "order_no"),
+    "work_order.order.closed": ("work_order", "order_no"),
+    "inspection.visit.completed": ("inspection", None),
+}
+
+# The topics whose events feed projections (each producer's own topic); add one as its service lands.
+CONSUMED_TOPICS = ["billing.events", "payment.events"]
+
+registry = HandlerRegistry()
+
+
+class ProjectionError(ValueError):
+    pass
+
+
+async def project(uow: UnitOfWork, event: Event) -> None:
+    view, key_field = PROJECTED[event.type]
+    data = dict(event.data)
+    account_no = str(data.get("account_no") or event.subject)
+    if key_field is None:
+        item_key = ""
+    else:
+        if not data.get(key_field):
+            raise ProjectionError(f"{event.type} without {key_field}")
+        item_key = str(data[key_field])
+    data["last_event_type"] = event.type
+    stmt = insert(AccountProjection).values(
+        account_no=account_no,
+        view=view,
+        item_key=item_key,
+        data=data,
+        event_id=event.id,
+        event_time=event.time,
+    )
+    table = AccountProjection.__table__
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["account_no", "view", "item_key"],
+        set_={
+            "data": table.c.data.op("||")(stmt.excluded.data),
+            "event_id": stmt.excluded.event_id,
+            "event_time": stmt.excluded.event_time,
+            "updated_at": literal_column("now()"),
+        },
+        where=table.c.event_time <= stmt.excluded.event_time,
+    )
+    await uow.session.execute(stmt)
+
+
+registry.on(*PROJECTED)(project)

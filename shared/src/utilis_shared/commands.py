@@ -1,0 +1,133 @@
+"""Running a write use case: one transaction, optional ``Idempotency-Key``, stored response.
+
+Use cases are ``async def use_case(uow, ...) -> result`` functions that change rows and stage events but do
+not commit; :func:`execute` owns the transaction boundary. With an :class:`IdempotencyClaim`, the key is
+claimed *inside* that transaction (``INSERT .. ON CONFLICT DO NOTHING``: a concurrent request with the same
+key waits for the first to finish), the response is stored beside the effect, and everything commits
+together. So a key is never marked used unless its effect committed, and a retry gets the stored response.
+Same key with a different body: 422 ``idempotency_key_reused``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Header, Request
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+
+from utilis_shared.db import UnitOfWork, idempotency_keys
+from utilis_shared.errors import Problem
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    scope: str
+    key: str
+    request_hash: str
+
+    @classmethod
+    def for_request(cls, *, subject: str, method: str, path: str, key: str, body: Any) -> IdempotencyClaim:
+        try:
+            uuid.UUID(key)
+        except ValueError as exc:
+            raise Problem(
+                "Idempotency-Key must be a UUID.", status=400, code="invalid_idempotency_key"
+            ) from exc
+        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+        digest = hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+        return cls(scope=f"{subject}:{method} {path}"[:200], key=key, request_hash=digest)
+
+    async def acquire(self, uow: UnitOfWork) -> tuple[int, dict[str, Any]] | None:
+        """Claim the key; return the stored (status, body) if it was already used with this body."""
+        t = idempotency_keys
+        claimed = await uow.session.execute(
+            insert(t)
+            .values(
+                scope=self.scope,
+                key=self.key,
+                request_hash=self.request_hash,
+                status_code=0,
+                response_body={},
+            )
+            .on_conflict_do_nothing()
+            .returning(t.c.key)
+        )
+        if claimed.first() is not None:
+            return None
+        stored = (
+            await uow.session.execute(
+                select(t.c.request_hash, t.c.status_code, t.c.response_body).where(
+                    t.c.scope == self.scope, t.c.key == self.key
+                )
+            )
+        ).one()
+        if stored.request_hash != self.request_hash:
+            raise Problem(
+                "This Idempotency-Key was already used with a different request.",
+                status=422,
+                code="idempotency_key_reused",
+            )
+        return stored.status_code, stored.response_body
+
+    async def store(self, uow: UnitOfWork, status: int, body: dict[str, Any]) -> None:
+        t = idempotency_keys
+        await uow.session.execute(
+            t.update()
+            .where(t.c.scope == self.scope, t.c.key == self.key)
+            .values(status_code=status, response_body=body)
+        )
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    status: int
+    body: dict[str, Any]
+    replayed: bool = False
+
+
+async def execute(
+    uow: UnitOfWork,
+    command: Callable[[UnitOfWork], Awaitable[T]],
+    present: Callable[[T], dict[str, Any]],
+    *,
+    status: int = 200,
+    claim: IdempotencyClaim | None = None,
+) -> CommandResult:
+    """Run ``command`` in one transaction and return the presented response (stored for replays)."""
+    async with uow:
+        if claim is not None:
+            replay = await claim.acquire(uow)
+            if replay is not None:
+                return CommandResult(status=replay[0], body=replay[1], replayed=True)
+        result = await command(uow)
+        body = present(result)
+        if claim is not None:
+            await claim.store(uow, status, body)
+        await uow.commit()
+        return CommandResult(status=status, body=body)
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=100,
+        description="A UUID chosen by the client; a retry with the same key and body gets the first answer.",
+    ),
+]
+
+
+def claim_for(request: Request, subject: str, key: str | None, body: Any) -> IdempotencyClaim | None:
+    if key is None:
+        return None
+    return IdempotencyClaim.for_request(
+        subject=subject, method=request.method, path=request.url.path, key=key, body=body
+    )

@@ -1,0 +1,105 @@
+"""The event envelope every service publishes (CloudEvents-like) and its wire format.
+
+Envelope: ``id, type, source, time, subject, schema_version, correlation_id, data``. ``type`` is
+``<service>.<aggregate>.<past-tense verb>``; ``subject`` is the aggregate id and the Kafka key (the account
+number for anything account-scoped, so one account's events stay in order on one partition).
+
+Producers describe each payload with a pydantic model registered in an :class:`EventCatalog`; the catalog
+writes their JSON Schemas under the service folder (``events/``) so consumers and contract tests can
+check them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from utilis_shared.context import KAFKA_CORRELATION_HEADER, current_correlation_id
+from utilis_shared.ids import new_id
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: uuid.UUID = Field(default_factory=new_id)
+    type: str
+    source: str
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    subject: str
+    schema_version: int = 1
+    correlation_id: str | None = Field(default_factory=current_correlation_id)
+    data: dict[str, Any]
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Event:
+        return cls.model_validate_json(raw)
+
+    def kafka_headers_dict(self) -> dict[str, str]:
+        headers = {"event_type": self.type, "event_id": str(self.id)}
+        if self.correlation_id:
+            headers[KAFKA_CORRELATION_HEADER] = self.correlation_id
+        return headers
+
+
+class EventCatalog:
+    """The events one service emits: type -> payload model. Building an event validates its payload."""
+
+    def __init__(self, source: str, *, type_prefix: str | None = None) -> None:
+        self.source = source
+        self.type_prefix = type_prefix or source.replace("-", "_")
+        self._models: dict[str, type[BaseModel]] = {}
+
+    def register(self, event_type: str, schema_version: int = 1):
+        prefix = f"{self.type_prefix}."
+        if not event_type.startswith(prefix):
+            raise ValueError(f"{event_type!r} must start with {prefix!r}")
+
+        def decorate(model: type[BaseModel]) -> type[BaseModel]:
+            self._models[event_type] = model
+            model.__event_type__ = event_type  # type: ignore[attr-defined]
+            model.__schema_version__ = schema_version  # type: ignore[attr-defined]
+            return model
+
+        return decorate
+
+    def build(self, payload: BaseModel, *, subject: str) -> Event:
+        event_type = type(payload).__event_type__  # type: ignore[attr-defined]
+        if self._models.get(event_type) is not type(payload):
+            raise KeyError(f"{event_type} is not registered in the {self.source} catalog")
+        return Event(
+            type=event_type,
+            source=self.source,
+            subject=subject,
+            schema_version=type(payload).__schema_version__,  # type: ignore[attr-defined]
+            data=payload.model_dump(mode="json"),
+        )
+
+    @property
+    def types(self) -> dict[str, type[BaseModel]]:
+        return dict(self._models)
+
+    def json_schemas(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for event_type, model in sorted(self._models.items()):
+            schema = model.model_json_schema()
+            schema["$id"] = f"https://schemas.utilis.dev/events/{event_type}/v{model.__schema_version__}.json"  # type: ignore[attr-defined]
+            schema["title"] = event_type
+            out[event_type] = schema
+        return out
+
+    def write_schemas(self, folder: Path) -> list[Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        written = []
+        for event_type, schema in self.json_schemas().items():
+            path = folder / f"{event_type}.v{schema['$id'].rsplit('/v', 1)[1]}"
+            path.write_text(json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+            written.append(path)
+        return written

@@ -1,0 +1,195 @@
+"""The idempotent consumer: inbox row and effect in one transaction, offset committed after it.
+
+For every message: parse the envelope; in one transaction insert ``(consumer, event_id)`` into the inbox
+(``ON CONFLICT DO NOTHING``) and, only if that row is new, run the handler; commit. A duplicate delivery
+finds its inbox row and does nothing. A failing handler rolls back (so its inbox row is not claimed
+either) and is retried with backoff up to ``consumer_max_attempts``; then the message goes to
+``<topic>.dlq`` with the failure in its headers and, once the DLQ write is acknowledged, its offset is
+committed so later messages keep flowing. A message that is not a valid envelope goes to the DLQ at once.
+Offsets are committed only after the database commit (or the DLQ ack) of every message before them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from utilis_shared.context import correlation_id_var
+from utilis_shared.db import UnitOfWork, inbox_messages
+from utilis_shared.events import Event
+from utilis_shared.kafka import decode_headers, encode_headers, make_consumer, make_producer
+from utilis_shared.metrics import CONSUMER_LAG, CONSUMER_LATENCY, CONSUMER_PROCESSED
+from utilis_shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[UnitOfWork, Event], Awaitable[None]]
+
+
+@dataclass
+class HandlerRegistry:
+    """Event type -> handler. Events of other types are recorded in the inbox and ignored."""
+
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+    def on(self, *event_types: str) -> Callable[[Handler], Handler]:
+        def decorate(fn: Handler) -> Handler:
+            for event_type in event_types:
+                self.handlers[event_type] = fn
+            return fn
+
+        return decorate
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        session_factory: async_sessionmaker[AsyncSession],
+        registry: HandlerRegistry,
+        topics: list[str],
+        *,
+        consumer: AIOKafkaConsumer | None = None,
+        dlq_producer: AIOKafkaProducer | None = None,
+    ) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.registry = registry
+        self.topics = topics
+        self.name = settings.service_name
+        self.consumer = consumer or make_consumer(settings, *topics)
+        self.producer = dlq_producer or make_producer(settings)
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+
+    async def close(self) -> None:
+        try:
+            await self.consumer.stop()
+        finally:
+            await self.producer.stop()
+
+    def stop(self) -> None:
+        """Stop fetching; the message at hand is finished and its offset committed."""
+        self._stopping.set()
+
+    async def run_forever(self) -> None:
+        while not self._stopping.is_set():
+            batches = await self.consumer.getmany(timeout_ms=500, max_records=200)
+            for tp, records in batches.items():
+                for record in records:
+                    if self._stopping.is_set():
+                        break
+                    await self.handle_record(record)
+                    # Commit after each message: the DB commit has already happened; a crash between the
+                    # two replays one message, which the inbox absorbs.
+                    await self.consumer.commit({tp: record.offset + 1})
+            await self._observe_lag()
+
+    async def _observe_lag(self) -> None:
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await self.consumer.position(tp)
+            CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(0, highwater - position))
+
+    async def handle_record(self, record: ConsumerRecord) -> str:
+        """Process one record to a final outcome; returns it (for tests and metrics)."""
+        topic = record.topic
+        try:
+            event = Event.from_bytes(record.value)
+        except (ValidationError, ValueError, TypeError) as exc:
+            await self._dead_letter(record, f"invalid envelope: {exc}"[:1000], attempts=0)
+            return "dead_lettered"
+        token = correlation_id_var.set(event.correlation_id)
+        try:
+            handler = self.registry.handlers.get(event.type)
+            last_error = ""
+            for attempt in range(1, self.settings.consumer_max_attempts + 1):
+                started = time.perf_counter()
+                try:
+                    outcome = await self._apply(record, event, handler)
+                    CONSUMER_PROCESSED.labels(self.name, topic, outcome).inc()
+                    CONSUMER_LATENCY.labels(self.name, topic).observe(time.perf_counter() - started)
+                    return outcome
+                except Exception as exc:  # any handler failure is retried, then dead-lettered
+                    last_error = f"{type(exc).__name__}: {exc}"[:1000]
+                    CONSUMER_PROCESSED.labels(self.name, topic, "retried").inc()
+                    log.warning(
+                        "event handling failed",
+                        extra={
+                            "event_type": event.type,
+                            "event_id": str(event.id),
+                            "attempt": attempt,
+                            "error": last_error,
+                        },
+                    )
+                    if attempt < self.settings.consumer_max_attempts:
+                        await asyncio.sleep(self.settings.consumer_retry_backoff_seconds * 2 ** (attempt - 1))
+            await self._dead_letter(record, last_error, attempts=self.settings.consumer_max_attempts)
+            return "dead_lettered"
+        finally:
+            correlation_id_var.reset(token)
+
+    async def _apply(self, record: ConsumerRecord, event: Event, handler: Handler | None) -> str:
+        uow = UnitOfWork(self.session_factory, self.settings)
+        async with uow:
+            inserted = await uow.session.execute(
+                insert(inbox_messages)
+                .values(
+                    consumer=self.name,
+                    event_id=event.id,
+                    event_type=event.type,
+                    topic=record.topic,
+                    partition=record.partition,
+                    offset=record.offset,
+                )
+                .on_conflict_do_nothing()
+                .returning(inbox_messages.c.event_id)
+            )
+            if inserted.first() is None:
+                return "duplicate"
+            if handler is not None:
+                await handler(uow, event)
+            await uow.commit()
+            return "processed" if handler is not None else "ignored"
+
+    async def _dead_letter(self, record: ConsumerRecord, reason: str, *, attempts: int) -> None:
+        headers = decode_headers(record.headers)
+        headers.update(
+            {
+                "dlq_reason": reason,
+                "dlq_consumer": self.name,
+                "dlq_attempts": str(attempts),
+                "dlq_original_topic": record.topic,
+                "dlq_original_partition": str(record.partition),
+                "dlq_original_offset": str(record.offset),
+            }
+        )
+        await self.producer.send_and_wait(
+            f"{record.topic}.dlq", value=record.value, key=record.key, headers=encode_headers(headers)
+        )
+        CONSUMER_PROCESSED.labels(self.name, record.topic, "dead_lettered").inc()
+        log.error(
+            "event dead-lettered",
+            extra={
+                "topic": record.topic,
+                "partition": record.partition,
+                "offset": record.offset,
+                "reason": reason,
+            },
+        )
+
+
+__all__ = ["EventConsumer", "Handler", "HandlerRegistry", "TopicPartition"]

@@ -1,0 +1,84 @@
+"""Running the process kinds of a service: ``api``, ``relay``, ``consumer``; each with graceful shutdown.
+
+- ``api``: uvicorn; on SIGTERM it stops accepting, finishes in-flight requests (up to the graceful
+  timeout) and exits.
+- ``relay`` / ``consumer``: a worker loop plus a small management server on its own port (``/livez``,
+  ``/readyz``, ``/metrics``) for Kubernetes probes and Prometheus. On SIGTERM the worker finishes the batch
+  or message at hand (and commits it), then both stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from utilis_shared.health import HealthCheck, livez, readyz_endpoint
+from utilis_shared.metrics import metrics_endpoint
+
+log = logging.getLogger(__name__)
+
+
+class Worker(Protocol):
+    async def run_forever(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def run_api(app_factory: str, *, host: str, port: int, workers: int = 1, graceful_seconds: int = 20) -> None:
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=graceful_seconds,
+        server_header=False,
+    )
+
+
+async def serve_worker(worker: Worker, *, checks: list[HealthCheck], host: str, port: int) -> None:
+    """Run ``worker`` and its management server until SIGTERM/SIGINT, then stop both cleanly."""
+    mgmt = Starlette(
+        routes=[
+            Route("/livez", livez),
+            Route("/readyz", readyz_endpoint(lambda _: checks)),
+            Route("/metrics", metrics_endpoint),
+        ]
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(mgmt, host=host, port=port, log_config=None, access_log=False, lifespan="off")
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own the signals
+
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        log.info("stop requested; finishing the work at hand")
+        worker.stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)
+
+    server_task = asyncio.create_task(server.serve())
+    try:
+        await worker.run_forever()
+    finally:
+        server.should_exit = True
+        await server_task
+    log.info("worker stopped")
+
+
+def run(coro_factory: Callable[[], Awaitable[None]]) -> None:
+    import uvloop
+
+    uvloop.run(coro_factory())
