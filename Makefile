@@ -1,0 +1,64 @@
+# Utilis: the two commands a newcomer needs are `make up` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV            ?= uv
+DEMO_ACCOUNTS ?= 10000
+PYTEST_ARGS   ?=
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help install infra up down status test test-unit lint format bench bench-import bench-view reset events-schemas
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+install: ## install what is missing: uv, Python deps (from uv.lock), Debian packages, Kafka jars
+	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --all-packages --frozen --quiet
+	bash scripts/infra.sh install
+
+infra: install ## start PostgreSQL, Redis and Kafka (idempotent)
+	bash scripts/infra.sh start
+
+up: infra ## everything: infra, databases, topics, migrations, demo data, all services; prints the URLs
+	$(UV) run python scripts/stack.py up --demo-accounts $(DEMO_ACCOUNTS)
+
+down: ## stop the services, then the infrastructure (nothing else)
+	-@[ -x .venv/bin/python ] && .venv/bin/python scripts/stack.py down
+	bash scripts/infra.sh stop
+
+status: ## what runs
+	@bash scripts/infra.sh status
+	@[ -x .venv/bin/python ] && .venv/bin/python scripts/stack.py status || true
+
+test: infra ## the same set-up (no demo data), then unit, integration and end-to-end tests
+	$(UV) run python scripts/stack.py up --demo-accounts 0
+	$(UV) run ruff check .
+	$(UV) run pytest $(PYTEST_ARGS); status=$$?; \
+	  if [ -n "$$CI" ]; then $(MAKE) --no-print-directory down; fi; exit $$status
+
+test-unit: ## unit tests only (no infrastructure needed)
+	$(UV) run pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: ## ruff lint and format check
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+
+format: ## apply ruff formatting and safe fixes
+	$(UV) run ruff format .
+	$(UV) run ruff check --fix .
+
+bench: bench-import bench-view ## every benchmark (prints figures, asserts nothing)
+
+bench-import: infra ## import throughput for 100,000 generated archive rows
+	$(UV) run python scripts/bench_import.py --rows 100000
+
+bench-view: infra ## 360° view latency (p50/p99) next to a bare endpoint in the same run
+	$(UV) run python scripts/bench_view.py
+
+events-schemas: ## regenerate the JSON Schemas of every service's events
+	$(UV) run customer events-schemas
+
+reset: down ## stop everything and delete local data (keeps downloaded jars)
+	bash scripts/infra.sh reset
+	rm -rf .local/run .local/logs .local/keys

@@ -1,0 +1,113 @@
+"""The local platform on top of the infrastructure that scripts/infra.sh runs: databases, topics,
+migrations, development keys, demo data and every service process declared in deploy/platform.yaml.
+
+    uv run python scripts/stack.py up [--demo-accounts N]   idempotent: starts only what is not running
+    uv run python scripts/stack.py down                     stops the processes it started (pid files)
+    uv run python scripts/stack.py status
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+from utilis_shared import devstack
+from utilis_shared.devtokens import DevIssuer
+
+RUN_DIR = devstack.LOCAL_DIR / "run"
+LOG_DIR = devstack.LOCAL_DIR / "logs"
+KEYS_DIR = devstack.LOCAL_DIR / "keys"
+
+app = typer.Typer(add_completion=False, no_args_is_help=True)
+
+
+def _say(msg: str) -> None:
+    typer.echo(f"[stack] {msg}")
+
+
+def _all_processes(platform: devstack.Platform) -> list[tuple[devstack.ServiceSpec, devstack.ManagedProcess]]:
+    return [
+        (spec, proc)
+        for spec in platform.services.values()
+        for proc in devstack.processes_for(spec, RUN_DIR, LOG_DIR)
+    ]
+
+
+@app.command()
+def up(
+    demo_accounts: Annotated[
+        int, typer.Option(help="demo accounts to load on first start (0: none)")
+    ] = 10_000,
+) -> None:
+    """Create databases and topics, migrate, load demo data, start every service, wait until ready."""
+    started = time.monotonic()
+    platform = devstack.load_platform()
+    created = asyncio.run(devstack.ensure_topics(devstack.kafka_bootstrap(), platform.topics))
+    _say(f"topics: {len(platform.topics)} declared, {len(created)} created")
+    DevIssuer(KEYS_DIR)  # the development token issuer's key and JWKS (until the gateway issues tokens)
+    for spec in platform.services.values():
+        asyncio.run(devstack.create_database(spec.database))
+        env = devstack.service_env(spec)
+        subprocess.run([devstack.venv_bin(spec.command), "migrate"], env=env, check=True)  # noqa: S603
+        marker = RUN_DIR / f"{spec.name}.demo-loaded"
+        if demo_accounts > 0 and not marker.exists() and spec.name == "customer":
+            _say(f"{spec.name}: loading {demo_accounts} demo accounts (first start only)")
+            subprocess.run(
+                [devstack.venv_bin(spec.command), "demo-data", "--accounts", str(demo_accounts)],  # noqa: S603
+                env=env,
+                check=True,
+            )
+            RUN_DIR.mkdir(parents=True, exist_ok=True)
+            marker.write_text(str(demo_accounts))
+    waiting = []
+    for spec, proc in _all_processes(platform):
+        if proc.pid() is not None:
+            _say(f"{proc.name}: already running (pid {proc.pid()})")
+        else:
+            command, extra = devstack.process_command(spec, proc)
+            proc.start(command, devstack.service_env(spec, extra=extra))
+            _say(f"{proc.name}: started (pid {proc.pid()}, log {proc.log_file})")
+        waiting.append(proc)
+
+    async def wait_all() -> None:
+        await asyncio.gather(*(p.wait_ready(timeout=90) for p in waiting))
+
+    asyncio.run(wait_all())
+    _say(f"ready in {time.monotonic() - started:.1f}s")
+    typer.echo("")
+    for spec, proc in _all_processes(platform):
+        if proc.kind == "api":
+            typer.echo(
+                f"  {spec.name} API        {proc.base_url}/docs   (OpenAPI: {proc.base_url}/openapi.json)"
+            )
+        typer.echo(f"  {proc.name:<20} {proc.base_url}/metrics   {proc.base_url}/readyz")
+    typer.echo("")
+    typer.echo("  A development token:  uv run customer dev-token --role agent")
+
+
+@app.command()
+def down() -> None:
+    """Stop every process started by `up` (by pid file), gracefully."""
+    platform = devstack.load_platform()
+    for _, proc in _all_processes(platform):
+        if proc.stop():
+            _say(f"{proc.name}: stopped")
+
+
+@app.command()
+def status() -> None:
+    """Say which platform processes run."""
+    platform = devstack.load_platform()
+    for _, proc in _all_processes(platform):
+        pid = proc.pid()
+        typer.echo(
+            f"{proc.name:<22} {'running' if pid else 'stopped':<8} {f'pid={pid} ' if pid else ''}port={proc.port}"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(app())
