@@ -52,12 +52,12 @@ def up(
     for spec in platform.services.values():
         asyncio.run(devstack.create_database(spec.database))
         env = devstack.service_env(spec)
-        subprocess.run([devstack.venv_bin(spec.command), "migrate"], env=env, check=True)  # noqa: S603
+        subprocess.run([devstack.venv_bin(spec.command), "migrate"], env=env, check=True)
         marker = RUN_DIR / f"{spec.name}.demo-loaded"
         if demo_accounts > 0 and not marker.exists() and spec.name == "customer":
             _say(f"{spec.name}: loading {demo_accounts} demo accounts (first start only)")
             subprocess.run(
-                [devstack.venv_bin(spec.command), "demo-data", "--accounts", str(demo_accounts)],  # noqa: S603
+                [devstack.venv_bin(spec.command), "demo-data", "--accounts", str(demo_accounts)],
                 env=env,
                 check=True,
             )
@@ -74,7 +74,7 @@ def up(
         waiting.append(proc)
 
     async def wait_all() -> None:
-        await asyncio.gather(*(p.wait_ready(timeout=90) for p in waiting))
+        await asyncio.gather(*(p.wait_ready(within_seconds=90) for p in waiting))
 
     asyncio.run(wait_all())
     _say(f"ready in {time.monotonic() - started:.1f}s")
@@ -104,9 +104,8 @@ def status() -> None:
     platform = devstack.load_platform()
     for _, proc in _all_processes(platform):
         pid = proc.pid()
-        typer.echo(
-            f"{proc.name:<22} {'running' if pid else 'stopped':<8} {f'pid={pid} ' if pid else ''}port={proc.port}"
-        )
+        state = f"running  pid={pid}" if pid else "stopped"
+        typer.echo(f"{proc.name:<22} {state:<20} port={proc.port}")
 
 
 if __name__ == "__main__":

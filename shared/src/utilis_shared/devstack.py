@@ -214,7 +214,7 @@ class ManagedProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         with self.log_file.open("ab") as log:
-            self.popen = subprocess.Popen(  # noqa: S603 - our own console scripts
+            self.popen = subprocess.Popen(
                 command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         self.pid_file.write_text(str(self.popen.pid))
@@ -247,8 +247,8 @@ class ManagedProcess:
         self.pid_file.unlink(missing_ok=True)
         return True
 
-    async def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
+    async def wait_ready(self, within_seconds: float = 60.0) -> None:
+        deadline = time.monotonic() + within_seconds
         last = "no answer"
         async with httpx.AsyncClient(timeout=2.0) as client:
             while time.monotonic() < deadline:
@@ -264,7 +264,7 @@ class ManagedProcess:
                 except httpx.HTTPError as exc:
                     last = type(exc).__name__
                 await asyncio.sleep(0.2)
-        raise TimeoutError(f"{self.name} not ready after {timeout}s ({last}); see {self.log_file}")
+        raise TimeoutError(f"{self.name} not ready after {within_seconds}s ({last}); see {self.log_file}")
 
 
 def processes_for(
@@ -285,3 +285,17 @@ def processes_for(
 def process_command(spec: ServiceSpec, proc: ManagedProcess) -> tuple[list[str], dict[str, str]]:
     port_var = "UTILIS_HTTP_PORT" if proc.kind == "api" else "UTILIS_MANAGEMENT_PORT"
     return [venv_bin(spec.command), proc.kind], {port_var: str(proc.port)}
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Remove every topic whose name starts with ``prefix`` (a test run's own topics)."""
+    if not prefix:
+        raise ValueError("refusing to delete topics without a prefix")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names, timeout_ms=30000)
+    finally:
+        await admin.close()

@@ -9,13 +9,16 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
 from utilis_shared.context import correlation_id_var, request_id_var
 
-_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+# 11 digits, also written 138 4567 1234 / 138-4567-1234 and glued to a +86 / 0086 country code.
+_PHONE = re.compile(r"(?:(?<!\d)|(?<=\+86)|(?<=(?<!\d)0086))(1[3-9]\d)[ -]?\d{4}[ -]?(\d{4})(?!\d)")
 _ID_CARD = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[\dXx])(?![0-9A-Za-z])")
 
 
@@ -23,6 +26,20 @@ def redact(text: str) -> str:
     """Mask phone numbers and ID-card numbers wherever they appear in free text."""
     text = _ID_CARD.sub(lambda m: f"{m.group(1)}{'*' * 11}{m.group(2)}", text)
     return _PHONE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
+
+
+def _redact_value(value: Any) -> Any:
+    """``redact`` through the values ``extra={...}`` may carry: nested dicts/lists and bare integers."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        masked = redact(str(value))
+        return value if masked == str(value) else masked
+    return value
 
 
 class _ContextFilter(logging.Filter):
@@ -36,7 +53,9 @@ class _ContextFilter(logging.Filter):
         record.correlation_id = correlation_id_var.get()
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
-        if record.args:
+        if isinstance(record.args, Mapping):  # log.info("%(phone)s", {"phone": ...})
+            record.args = {k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        elif record.args:
             record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
         return True
 
@@ -49,8 +68,8 @@ class _Formatter(JsonFormatter):
         log_record["event"] = log_record.pop("message", record.getMessage())
         log_record.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate of the message
         for key, value in list(log_record.items()):
-            if isinstance(value, str) and key not in ("ts", "level"):
-                log_record[key] = redact(value)
+            if key not in ("ts", "level"):
+                log_record[key] = _redact_value(value)
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:
@@ -66,7 +85,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "kafka"):
+    for noisy in ("aiokafka", "kafka", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     # uvicorn's own handlers would print plain text beside ours: route everything through the root.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

@@ -59,12 +59,14 @@ class Customer(TimestampMixin, Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     contacts: Mapped[list[Contact]] = relationship(
-        back_populates="customer", lazy="raise", order_by="Contact.created_at"
+        back_populates="customer", lazy="raise", order_by="Contact.created_at", cascade="all, delete-orphan"
     )
     accounts: Mapped[list[Account]] = relationship(
         back_populates="customer", lazy="raise", order_by="Account.account_no"
     )
-    tags: Mapped[list[CustomerTagRow]] = relationship(lazy="raise", order_by="CustomerTagRow.tag")
+    tags: Mapped[list[CustomerTagRow]] = relationship(
+        lazy="raise", order_by="CustomerTagRow.tag", cascade="all, delete-orphan"
+    )
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012
     __table_args__ = (

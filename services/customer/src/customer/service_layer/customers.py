@@ -10,6 +10,7 @@ from sqlalchemy import select, text
 from utilis_shared.auth import Principal
 from utilis_shared.db import UnitOfWork
 from utilis_shared.ids import new_id
+from utilis_shared.timeutil import utcnow
 from utilis_shared.pii import PiiCipher, mask_id_number, mask_phone
 
 from customer import events as ev
@@ -228,6 +229,7 @@ async def update_customer(
             changed.append("tags")
     if not changed:
         return customer
+    customer.updated_at = utcnow()  # the aggregate changed: bumps its version for optimistic concurrency
     await uow.session.flush()
     audit.record(
         uow,

@@ -95,19 +95,15 @@ async def search_customers(
                     Contact.customer_id.in_(ids), Contact.is_primary
                 )
             )
-        )
-        .tuples()
-        .all()
+        ).all()
     )
     accounts: dict[uuid.UUID, list[tuple[str, str]]] = {}
-    for customer_id, account_no, address in (
-        await session.execute(
-            select(Account.customer_id, Account.account_no, Premise.address)
-            .join(Premise, Premise.id == Account.premise_id)
-            .where(Account.customer_id.in_(ids))
-            .order_by(Account.account_no)
-        )
-    ).tuples():
+    for customer_id, account_no, address in await session.execute(
+        select(Account.customer_id, Account.account_no, Premise.address)
+        .join(Premise, Premise.id == Account.premise_id)
+        .where(Account.customer_id.in_(ids))
+        .order_by(Account.account_no)
+    ):
         accounts.setdefault(customer_id, []).append((account_no, address))
     items = [
         {
