@@ -16,15 +16,15 @@ from typing import Any
 
 import httpx
 import pytest
+
+from customer.domain.identity import resident_id_check_char
+from customer.entrypoints.http import create
+from customer.settings import Settings
 from utilis_shared import devstack
 from utilis_shared.db import create_engine, create_session_factory
 from utilis_shared.devtokens import DevIssuer
 from utilis_shared.migrations import run_migrations
 from utilis_shared.pii import PiiCipher
-
-from customer.domain.identity import resident_id_check_char
-from customer.entrypoints.http import create
-from customer.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -117,7 +117,8 @@ _rng = random.Random()
 
 def new_resident_id() -> str:
     """A valid, random 18-character resident ID number (Harbin area code)."""
-    body = f"230103{_rng.randint(1940, 2004)}{_rng.randint(1, 12):02d}{_rng.randint(1, 28):02d}{_rng.randint(0, 999):03d}"
+    born = f"{_rng.randint(1940, 2004)}{_rng.randint(1, 12):02d}{_rng.randint(1, 28):02d}"
+    body = f"230103{born}{_rng.randint(0, 999):03d}"
     return body + resident_id_check_char(body)
 
 

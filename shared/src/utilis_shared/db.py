@@ -146,10 +146,9 @@ class UnitOfWork:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        try:
-            await self.session.rollback()
-        finally:
-            await self.session.close()
+        # close() rolls back whatever was not committed and detaches the objects *without* expiring them,
+        # so what a use case loaded can still be presented after the block.
+        await self.session.close()
 
     def emit(self, event: Event, *, topic: str | None = None) -> None:
         """Stage an event for the outbox; ``topic`` defaults to the service's own events topic."""

@@ -143,10 +143,15 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        return problem_response(
-            Problem("An unexpected error occurred; quote the instance id.", status=500, code="internal_error")
-        )
+        return unexpected_error_response()
+
+
+def unexpected_error_response() -> JSONResponse:
+    """Logs the exception being handled and returns the opaque 500 (call it from an ``except`` block)."""
+    log.exception("unhandled error")
+    return problem_response(
+        Problem("An unexpected error occurred; quote the instance id.", status=500, code="internal_error")
+    )
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

@@ -71,7 +71,7 @@ class EventCatalog:
         return decorate
 
     def build(self, payload: BaseModel, *, subject: str) -> Event:
-        event_type = type(payload).__event_type__  # type: ignore[attr-defined]
+        event_type = getattr(type(payload), "__event_type__", type(payload).__name__)
         if self._models.get(event_type) is not type(payload):
             raise KeyError(f"{event_type} is not registered in the {self.source} catalog")
         return Event(

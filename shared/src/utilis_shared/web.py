@@ -18,10 +18,11 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from utilis_shared.context import CORRELATION_ID_HEADER, REQUEST_ID_HEADER, correlation_id_var, request_id_var
-from utilis_shared.errors import PROBLEM_JSON, Problem, install_problem_handlers
+from utilis_shared.errors import PROBLEM_JSON, Problem, install_problem_handlers, unexpected_error_response
 from utilis_shared.health import HealthCheck, livez, readyz_endpoint
 from utilis_shared.metrics import MetricsMiddleware, metrics_endpoint, route_template
 from utilis_shared.settings import ServiceSettings
@@ -53,11 +54,12 @@ class RequestContextMiddleware:
         correlation_id = corr if corr and _SAFE_ID.match(corr) else request_id
         rid_token = request_id_var.set(request_id)
         cid_token = correlation_id_var.set(correlation_id)
-        status = {"code": 500}
+        status = {"code": 500, "started": False}
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
+                status["started"] = True
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER.lower().encode(), request_id.encode()))
                 headers.append((CORRELATION_ID_HEADER.lower().encode(), correlation_id.encode()))
@@ -67,6 +69,12 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception:
+            # Answered here, not by Starlette's outermost ServerErrorMiddleware: there the request id is
+            # already gone, so the 500 would carry neither X-Request-ID nor ``instance``.
+            if status["started"]:
+                raise
+            await unexpected_error_response()(scope, receive, send_wrapper)
         finally:
             path = route_template(scope)
             if path not in ("/livez", "/readyz", "/metrics"):
@@ -113,7 +121,7 @@ class BodySizeLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _TooLarge
+                    raise _TooLarge(self.max_bytes)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -149,8 +157,12 @@ class BodySizeLimitMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(StarletteHTTPException):
+    """An HTTPException, so that FastAPI's body reading re-raises it (it turns anything else into a 400
+    "error parsing the body") and the problem handlers answer 413 ``payload_too_large``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"The request body exceeds {max_bytes} bytes.")
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -194,9 +206,12 @@ def create_app(
     install_problem_handlers(app)
     for router in routers:
         app.include_router(router)
-    app.add_route("/livez", livez, include_in_schema=False)
-    app.add_route("/readyz", readyz_endpoint(lambda request: readiness(request.app)), include_in_schema=False)
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    # API routes, not plain Starlette ones: FastAPI's router records only its own routes in scope["route"],
+    # which the access log and the metrics need to recognise (and skip) these paths.
+    probe = {"methods": ["GET", "HEAD"], "include_in_schema": False}
+    app.add_api_route("/livez", livez, **probe)
+    app.add_api_route("/readyz", readyz_endpoint(lambda request: readiness(request.app)), **probe)
+    app.add_api_route("/metrics", metrics_endpoint, **probe)
     # Order: the last added runs first. Context (ids, access log) wraps everything.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, service=settings.service_name)

@@ -13,6 +13,7 @@ from datetime import date
 from decimal import Decimal
 
 from pydantic import BaseModel
+
 from utilis_shared.events import EventCatalog
 
 catalog = EventCatalog("customer")

@@ -7,9 +7,9 @@ import uuid
 from decimal import Decimal
 
 from sqlalchemy import select, text
-from utilis_shared.db import outbox_messages
 
 from customer.adapters.orm import AccountProjection, AuditEntry
+from utilis_shared.db import outbox_messages
 
 
 async def outbox_types(session_factory, subject: str) -> list[str]:

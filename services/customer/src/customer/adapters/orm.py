@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
 from utilis_shared.db import TimestampMixin, make_metadata
 from utilis_shared.ids import new_id
 

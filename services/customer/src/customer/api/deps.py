@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Request
+
+from customer.service_layer.errors import AccountNotFound
 from utilis_shared.auth import Principal, Role, require
 from utilis_shared.db import UnitOfWork
 from utilis_shared.pii import PiiCipher
-
-from customer.service_layer.errors import AccountNotFound
 
 
 def get_uow(request: Request) -> UnitOfWork:

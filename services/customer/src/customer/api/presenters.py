@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from utilis_shared.pii import PiiCipher
-
 from customer.adapters.orm import Account, Customer
 from customer.api.schemas import AccountRead, ContactRead, CustomerRead, MeterRead, PremiseRead
+from utilis_shared.pii import PiiCipher
 
 
 def customer_read(customer: Customer, *, reveal_with: PiiCipher | None = None) -> CustomerRead:

@@ -12,10 +12,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
-from utilis_shared.auth import Principal
-from utilis_shared.commands import CommandResult, IdempotencyKey, claim_for, execute
-from utilis_shared.db import UnitOfWork
-from utilis_shared.errors import Forbidden, Problem, problem_responses
 
 from customer.adapters import repository
 from customer.adapters.orm import AuditEntry, DuplicateFlag
@@ -35,6 +31,10 @@ from customer.api.deps import (
 from customer.api.presenters import account_read, customer_read, dump
 from customer.service_layer import accounts, audit, customers, queries
 from customer.service_layer.errors import AccountNotFound, CustomerNotFound
+from utilis_shared.auth import Principal
+from utilis_shared.commands import CommandResult, IdempotencyKey, claim_for, execute
+from utilis_shared.db import UnitOfWork
+from utilis_shared.errors import Forbidden, Problem, problem_responses
 
 router = APIRouter(prefix="/v1")
 IdemKey = IdempotencyKey

@@ -40,9 +40,8 @@ def api(workers: Annotated[int, typer.Option(help="uvicorn worker processes")] =
 @app.command()
 def relay() -> None:
     """Publish the outbox to Kafka."""
-    from utilis_shared.runner import run
-
     from customer.entrypoints.workers import run_relay
+    from utilis_shared.runner import run
 
     run(lambda: run_relay(get_settings()))
 
@@ -50,9 +49,8 @@ def relay() -> None:
 @app.command()
 def consumer() -> None:
     """Consume other services' events into the 360° projections."""
-    from utilis_shared.runner import run
-
     from customer.entrypoints.workers import run_consumer
+    from utilis_shared.runner import run
 
     run(lambda: run_consumer(get_settings()))
 
@@ -75,10 +73,9 @@ def import_(
     progress: bool = True,
 ) -> None:
     """Import a legacy customer archive: validate, report completeness and duplicates, load in batches."""
+    from customer.service_layer.importer import import_archive
     from utilis_shared.db import engine_scope
     from utilis_shared.pii import PiiCipher
-
-    from customer.service_layer.importer import import_archive
 
     settings = get_settings()
     report = reject_report or path.with_suffix(".rejects.csv")

@@ -6,16 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+
+from customer import __version__
+from customer.api.routes import router
+from customer.settings import Settings, get_settings
 from utilis_shared.auth import JwksKeySet, TokenVerifier
 from utilis_shared.db import create_engine, create_session_factory
 from utilis_shared.health import HealthCheck, KafkaProbe, database_check
 from utilis_shared.logging import configure_logging
 from utilis_shared.pii import PiiCipher
 from utilis_shared.web import create_app
-
-from customer import __version__
-from customer.api.routes import router
-from customer.settings import Settings, get_settings
 
 DESCRIPTION = """
 The customer archive (客户档案) of the Utilis platform: customers, accounts (户号), premises, meters,

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from customer.service_layer.projections import CONSUMED_TOPICS, registry
+from customer.settings import Settings
 from utilis_shared.db import create_engine, create_session_factory
 from utilis_shared.health import HealthCheck, KafkaProbe, database_check
 from utilis_shared.inbox import EventConsumer
 from utilis_shared.logging import configure_logging
 from utilis_shared.outbox import OutboxRelay
 from utilis_shared.runner import serve_worker
-
-from customer.service_layer.projections import CONSUMED_TOPICS, registry
-from customer.settings import Settings
 
 
 async def run_relay(settings: Settings) -> None:

@@ -7,11 +7,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select, text, update
-from utilis_shared.auth import Principal
-from utilis_shared.db import UnitOfWork
-from utilis_shared.ids import new_id
-from utilis_shared.pii import PiiCipher
-from utilis_shared.timeutil import business_today, utcnow
 
 from customer import events as ev
 from customer.adapters import repository
@@ -50,6 +45,11 @@ from customer.service_layer.errors import (
     conflict,
     invalid_field,
 )
+from utilis_shared.auth import Principal
+from utilis_shared.db import UnitOfWork
+from utilis_shared.ids import new_id
+from utilis_shared.pii import PiiCipher
+from utilis_shared.timeutil import business_today, utcnow
 
 
 def _lifecycle(exc: rules.LifecycleError) -> Exception:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from customer.adapters.orm import AuditEntry
 from utilis_shared.auth import Principal
 from utilis_shared.context import current_request_id
 from utilis_shared.db import UnitOfWork
-
-from customer.adapters.orm import AuditEntry
 
 
 def record(

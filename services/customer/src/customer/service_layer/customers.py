@@ -7,11 +7,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select, text
-from utilis_shared.auth import Principal
-from utilis_shared.db import UnitOfWork
-from utilis_shared.ids import new_id
-from utilis_shared.timeutil import utcnow
-from utilis_shared.pii import PiiCipher, mask_id_number, mask_phone
 
 from customer import events as ev
 from customer.adapters import repository
@@ -27,6 +22,11 @@ from customer.domain.identity import (
 )
 from customer.service_layer import audit, duplicates
 from customer.service_layer.errors import CustomerNotFound, conflict, invalid_field
+from utilis_shared.auth import Principal
+from utilis_shared.db import UnitOfWork
+from utilis_shared.ids import new_id
+from utilis_shared.pii import PiiCipher, mask_id_number, mask_phone
+from utilis_shared.timeutil import utcnow
 
 
 def masked_snapshot(customer: Customer) -> dict[str, Any]:

@@ -10,10 +10,10 @@ import uuid
 
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
-from utilis_shared.db import UnitOfWork
-from utilis_shared.ids import new_id
 
 from customer.adapters.orm import DuplicateFlag
+from utilis_shared.db import UnitOfWork
+from utilis_shared.ids import new_id
 
 REASON = "same_phone_and_property_cert"
 

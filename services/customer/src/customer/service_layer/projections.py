@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from sqlalchemy import literal_column
 from sqlalchemy.dialects.postgresql import insert
+
+from customer.adapters.orm import AccountProjection
 from utilis_shared.db import UnitOfWork
 from utilis_shared.events import Event
 from utilis_shared.inbox import HandlerRegistry
-
-from customer.adapters.orm import AccountProjection
 
 # event type -> (view, item key field in data, or None for one item per account)
 PROJECTED: dict[str, tuple[str, str | None]] = {

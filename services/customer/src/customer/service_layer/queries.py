@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from utilis_shared.pii import PiiCipher
-from utilis_shared.timeutil import utcnow
 
 from customer.adapters.orm import Account, AccountProjection, Contact, Customer, DuplicateFlag, Premise
+from utilis_shared.pii import PiiCipher
+from utilis_shared.timeutil import utcnow
 
 MAX_PAGE = 100
 RECENT_BILLS = 6
