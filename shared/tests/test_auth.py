@@ -265,6 +265,7 @@ async def test_unknown_kid_refetch_is_rate_limited(
 
     # Once the cache is older than min_refresh_seconds, an unknown kid may trigger one refetch...
     keys._fetched_at -= 120
+    keys._attempted_at -= 120  # time passes for both clocks
     for kid in ("rogue-1", "rogue-2", "rogue-3"):
         token = stranger.mint("x", kind="staff", headers={"kid": kid})
         with pytest.raises(Unauthorized):
@@ -302,6 +303,8 @@ async def test_rotated_key_is_picked_up(tmp_path: Path, monkeypatch: pytest.Monk
     assert len(calls) == 1
 
     keys._fetched_at -= 5
+
+    keys._attempted_at -= 5  # time passes for both clocks
     assert (await verifier.verify(token)).subject == "b"
     assert len(calls) == 2
 
@@ -313,6 +316,7 @@ async def test_keys_expire_after_max_age(issuer: DevIssuer, monkeypatch: pytest.
     await keys.get(issuer.kid)
     assert len(calls) == 1
     keys._fetched_at -= 301
+    keys._attempted_at -= 301  # time passes for both clocks
     assert await keys.get(issuer.kid) is not None
     assert len(calls) == 2
 
@@ -443,3 +447,20 @@ async def test_require_through_fastapi(issuer: DevIssuer, verifier: TokenVerifie
         late = await client.get("/bills", headers={"Authorization": f"Bearer {expired}"})
         assert late.status_code == 401
         assert late.json()["code"] == "token_expired"
+
+
+async def test_an_unreachable_issuer_is_not_hammered(issuer: DevIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = JwksKeySet("https://issuer.invalid/jwks.json", min_refresh_seconds=60)
+    calls: list[int] = []
+
+    async def down() -> dict:
+        calls.append(1)
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(keys, "_fetch", down)
+    verifier = TokenVerifier(keys, issuer=DEFAULT_ISSUER, audience=DEFAULT_AUDIENCE)
+    for _ in range(5):
+        with pytest.raises(Unauthorized) as caught:
+            await verifier.verify(issuer.staff("a", "agent"))
+        assert caught.value.code == "issuer_unavailable" and caught.value.status == 503
+    assert len(calls) == 1

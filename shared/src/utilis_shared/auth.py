@@ -94,6 +94,8 @@ class JwksKeySet:
         self.max_age_seconds = max_age_seconds
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = 0.0
+        self._attempted_at = float("-inf")
+        self._last_error: Exception | None = None
         self._lock = asyncio.Lock()
 
     async def _fetch(self) -> dict[str, Any]:
@@ -107,12 +109,22 @@ class JwksKeySet:
 
     async def refresh(self, *, force: bool = False) -> None:
         async with self._lock:
-            age = time.monotonic() - self._fetched_at
-            if not force and age < self.max_age_seconds and self._keys:
+            now = time.monotonic()
+            if not force and now - self._fetched_at < self.max_age_seconds and self._keys:
                 return
-            if force and age < self.min_refresh_seconds:
-                return  # an attacker spraying random kids must not make us hammer the issuer
-            document = await self._fetch()
+            # Whatever the reason (unknown kids sprayed by an attacker, an issuer that is down or serves an
+            # empty set), ask the issuer at most once per min_refresh_seconds.
+            if now - self._attempted_at < self.min_refresh_seconds:
+                if self._last_error is not None and not self._keys:
+                    raise self._last_error
+                return
+            self._attempted_at = now
+            try:
+                document = await self._fetch()
+            except (OSError, ValueError, httpx.HTTPError) as exc:
+                self._last_error = exc
+                raise
+            self._last_error = None
             keys = {}
             for jwk in document.get("keys", []):
                 if jwk.get("kid") and jwk.get("alg", "ES256") in ALLOWED_ALGORITHMS:
