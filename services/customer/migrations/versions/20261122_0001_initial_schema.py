@@ -339,4 +339,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise RuntimeError("forward-only migrations: roll back the code, not the schema (docs/rollback.md)")
+    raise RuntimeError("forward-only migrations: roll back the code, not the schema (docs/migrations.md)")
