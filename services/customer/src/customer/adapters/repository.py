@@ -35,7 +35,7 @@ async def get_customer_with_accounts(session: AsyncSession, customer_id: uuid.UU
         .where(Customer.id == customer_id)
         .options(
             *CUSTOMER_FULL,
-            selectinload(Customer.accounts).selectinload(Account.premise),
+            selectinload(Customer.accounts).joinedload(Account.premise),
             selectinload(Customer.accounts).selectinload(Account.meters),
         )
     )
@@ -55,4 +55,9 @@ async def installed_meter(session: AsyncSession, account_id: uuid.UUID, serial_n
         .where(Meter.account_id == account_id, Meter.serial_no == serial_no, Meter.status == "installed")
         .with_for_update()
     )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def holder_of(session: AsyncSession, account_no: str) -> uuid.UUID | None:
+    stmt = select(Account.customer_id).where(Account.account_no == account_no)
     return (await session.execute(stmt)).scalar_one_or_none()
