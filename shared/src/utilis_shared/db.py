@@ -63,6 +63,9 @@ def uuid_pk() -> Mapped[uuid.UUID]:
     return mapped_column(UUID(as_uuid=True), primary_key=True)
 
 
+# The relay LISTENs here; a transaction that writes the outbox NOTIFYs (delivered only on commit).
+OUTBOX_CHANNEL = "utilis_outbox"
+
 # ---------------------------------------------------------------------------------------------------
 # Platform tables, the same in every service database.
 platform_metadata = make_metadata()
@@ -170,6 +173,7 @@ class UnitOfWork:
                     for topic, event in self._events
                 ],
             )
+            await self.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
         await self.session.commit()
         self.committed_events = [e for _, e in self._events]
         self._events = []

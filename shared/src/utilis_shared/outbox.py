@@ -12,16 +12,16 @@ Sent rows are kept for ``outbox_retention_hours`` (for audits and replays) and t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from utilis_shared.db import outbox_messages
+from utilis_shared.db import OUTBOX_CHANNEL, outbox_messages
 from utilis_shared.kafka import encode_headers, make_producer
 from utilis_shared.metrics import OUTBOX_BACKLOG, OUTBOX_FAILED, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 from utilis_shared.settings import ServiceSettings
@@ -47,12 +47,28 @@ class OutboxRelay:
         self.producer = producer or make_producer(settings)
         self._own_producer = producer is None
         self._stopping = asyncio.Event()
+        self._wakeup = asyncio.Event()
+        self._listener: asyncpg.Connection | None = None
         self._last_purge = 0.0
 
     async def start(self) -> None:
         await self.producer.start()
+        await self._listen()
+
+    async def _listen(self) -> None:
+        """Wake up as soon as a transaction that wrote the outbox commits (``NOTIFY``), instead of
+        waiting for the next poll; the poll stays as the backstop for a lost notification."""
+        dsn = self.settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        try:
+            self._listener = await asyncpg.connect(dsn)
+            await self._listener.add_listener(OUTBOX_CHANNEL, lambda *_: self._wakeup.set())
+        except (OSError, asyncpg.PostgresError):
+            log.warning("outbox LISTEN unavailable; polling only")
+            self._listener = None
 
     async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
         if self._own_producer:
             await self.producer.stop()
 
@@ -175,8 +191,15 @@ class OutboxRelay:
                 await self._sleep(error_backoff)
                 error_backoff = min(MAX_BACKOFF_SECONDS, error_backoff * 2)
             elif round_.claimed < self.settings.outbox_batch_size:
-                await self._sleep(idle_backoff)
+                await self._sleep(idle_backoff, wake_on_notify=True)
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+    async def _sleep(self, seconds: float, *, wake_on_notify: bool = False) -> None:
+        waits = [asyncio.ensure_future(self._stopping.wait())]
+        if wake_on_notify:
+            waits.append(asyncio.ensure_future(self._wakeup.wait()))
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        self._wakeup.clear()

@@ -63,7 +63,7 @@ class ServiceSettings(BaseSettings):
 
     # Outbox relay and consumers
     outbox_batch_size: int = 500
-    outbox_poll_interval_seconds: float = 0.2
+    outbox_poll_interval_seconds: float = 1.0  # backstop: the relay wakes on NOTIFY
     outbox_retention_hours: int = 72
     consumer_max_attempts: int = 5
     consumer_retry_backoff_seconds: float = 0.2
