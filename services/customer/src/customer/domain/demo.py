@@ -381,7 +381,7 @@ class DemoGenerator:
             raise ValueError("n_accounts must not be negative")
         self.defects = {}
         self.duplicate_pairs = []
-        self._rng = random.Random(self.seed)
+        self._rng = random.Random(self.seed)  # noqa: S311 - demo data, not secrets
         self._ids: set[str] = set()
         self._phones: set[str] = set()
         self._addresses: set[tuple[str, str, int, int, str]] = set()
@@ -641,7 +641,7 @@ class DemoGenerator:
             tags.append("独居老人")
         if rng.random() < 0.02:
             tags.append("低保困难户")
-        if 1985 <= person.born and person.household_size >= 3 and rng.random() < 0.1:
+        if person.born >= 1985 and person.household_size >= 3 and rng.random() < 0.1:
             tags.append("有婴幼儿")
         if rng.random() < 0.005:
             tags.append("家用医疗设备")

@@ -54,6 +54,7 @@ from customer.domain.identity import (
 )
 from customer.domain.premises import address_key, format_address
 from customer.domain.tags import TAG_LABELS_ZH, CustomerTag
+from utilis_shared.pii import mask_name, mask_phone
 
 # ---------------------------------------------------------------------------------------------------
 # Premise addresses: one rule for the import and the API.
@@ -628,7 +629,7 @@ class ArchiveValidator:
                         Problem(
                             "phone",
                             "invalid_phone",
-                            f"{_mask_for_message(part)} is neither an 11-digit mobile number nor a "
+                            f"{mask_phone(part)} is neither an 11-digit mobile number nor a "
                             "landline with area code.",
                         )
                     )
@@ -736,7 +737,7 @@ class ArchiveValidator:
                                 Problem(
                                     "heated_area_m2",
                                     "area_unusual",
-                                    f"A residential heated area of {area} m² is unusually large; please check.",
+                                    f"A residential heated area of {area} m² is unusually large.",
                                     "warning",
                                 )
                             )
@@ -911,7 +912,8 @@ class ArchiveValidator:
                 Problem(
                     "name",
                     "name_differs",
-                    f"This ID number was given as {known_name!r} on an earlier row; the first name is kept.",
+                    f"This ID number was given as {mask_name(known_name)} on an earlier row; "
+                    "the first name is kept.",
                     "warning",
                 )
             )
@@ -987,14 +989,6 @@ def _address_from_key(key: str) -> str:
     pins it to :func:`customer.domain.premises.format_address`."""
     d, c, b, u, r = key.split("|")
     return f"{d}{c}{b}栋{u}单元{r}室"
-
-
-def _mask_for_message(value: str) -> str:
-    """Messages end up in reject reports: never the whole number."""
-    v = "".join(value.split())
-    if len(v) <= 4:
-        return "*" * len(v)
-    return f"{v[:3]}{'*' * max(len(v) - 7, 1)}{v[-4:]}" if len(v) >= 8 else f"{'*' * (len(v) - 2)}{v[-2:]}"
 
 
 # ---------------------------------------------------------------------------------------------------
