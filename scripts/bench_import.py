@@ -1,0 +1,118 @@
+"""Benchmark the legacy-archive import: validation alone and the whole import (validation + load).
+
+uv run python scripts/bench_import.py [--rows 100000] [--seed 2026] [--batch-size 2000] [--keep]
+
+Generates the demo archive into a temporary CSV (not timed), creates a fresh, migrated database
+(``customer_bench_import``) on the local PostgreSQL (scripts/infra.sh start), validates the file without
+a database, imports it, imports it again (nothing new: the re-run path), and prints plain lines. The
+database is dropped at the end unless --keep. The target is 10,000 rows/s for the whole import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import text
+
+from customer.domain.demo import generate_rows, write_csv
+from customer.service_layer.importer import import_archive, validate_archive
+from customer.settings import Settings
+from utilis_shared import devstack
+from utilis_shared.db import create_engine
+from utilis_shared.migrations import run_migrations
+from utilis_shared.pii import PiiCipher
+
+REPO = Path(__file__).resolve().parents[1]
+MIGRATIONS = REPO / "services" / "customer" / "migrations"
+DATABASE = "customer_bench_import"
+TARGET_ROWS_PER_SECOND = 10_000
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def bench(args: argparse.Namespace, csv_path: Path) -> None:
+    await devstack.create_database(DATABASE, drop_first=True)
+    url = devstack.database_url(DATABASE)
+    await asyncio.to_thread(run_migrations, MIGRATIONS, url)
+    settings = Settings(environment="development", database_url=url, kafka_topic_prefix="bench.")
+    engine = create_engine(settings, pool_size=2, max_overflow=0)
+    cipher = PiiCipher.from_settings(settings)
+    try:
+        # Open both pool connections now, so that the import's database backends can be found (CPU time).
+        async with engine.connect() as a, engine.connect() as b:
+            pids = [(await c.execute(text("SELECT pg_backend_pid()"))).scalar_one() for c in (a, b)]
+
+        validated = validate_archive(csv_path)
+        print(f"validation alone: {validated.rows_read} rows in {validated.elapsed_seconds:.2f} s = "
+              f"{validated.rows_per_second:,.0f} rows/s")  # fmt: skip
+
+        pg_before = [_cpu_seconds(p) for p in pids]
+        cpu_before = time.process_time()
+        options = {
+            "actor": "bench",
+            "reject_report_path": csv_path.with_suffix(".rejects.csv"),
+            "batch_size": args.batch_size,
+            "progress": False,
+        }
+        summary = await import_archive(engine, settings, cipher, csv_path, **options)
+        python_cpu = time.process_time() - cpu_before
+        pg_after = [_cpu_seconds(p) for p in pids]
+        print(f"whole import:     {summary.rows_read} rows in {summary.elapsed_seconds:.2f} s = "
+              f"{summary.rows_per_second:,.0f} rows/s (target {TARGET_ROWS_PER_SECOND:,})")  # fmt: skip
+        if None not in pg_before and None not in pg_after:
+            pg_cpu = sum(pg_after) - sum(pg_before)  # type: ignore[arg-type]
+            per_row = 1e6 / max(summary.rows_read, 1)
+            print(f"cpu per row:      python {python_cpu * per_row:.0f} us, "
+                  f"postgresql {pg_cpu * per_row:.0f} us ({os.cpu_count()} cores)")  # fmt: skip
+        print(f"loaded:           {summary.customers_created} customers, "
+              f"{summary.accounts_created} accounts, "
+              f"{summary.events_written} outbox events, {summary.rows_rejected} rejected, "
+              f"{summary.duplicates_flagged} duplicate flags")  # fmt: skip
+
+        again = await import_archive(engine, settings, cipher, csv_path, **options)
+        print(f"re-run:           {again.rows_read} rows in {again.elapsed_seconds:.2f} s = "
+              f"{again.rows_per_second:,.0f} rows/s, {again.accounts_created} accounts created, "
+              f"{again.accounts_already_present} already present")  # fmt: skip
+    finally:
+        await engine.dispose()
+        if not args.keep:
+            await devstack.drop_database(DATABASE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument("--keep", action="store_true", help=f"keep the database {DATABASE}")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
+        csv_path = Path(tmp) / "archive.csv"
+        started = time.perf_counter()
+        written = write_csv(generate_rows(args.rows, seed=args.seed), csv_path)
+        print(f"generated:        {written} rows in {time.perf_counter() - started:.2f} s "
+              f"({csv_path.stat().st_size / 1e6:.1f} MB, not timed)")  # fmt: skip
+        try:
+            asyncio.run(bench(args, csv_path))
+        except OSError as exc:
+            print(
+                f"bench_import: cannot reach PostgreSQL ({exc}); run scripts/infra.sh start", file=sys.stderr
+            )
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
