@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-UV            ?= uv
+UV            ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 DEMO_ACCOUNTS ?= 10000
 PYTEST_ARGS   ?=
 export UV_PYTHON_DOWNLOADS := never
@@ -13,7 +13,7 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 install: ## install what is missing: uv, Python deps (from uv.lock), Debian packages, Kafka jars
-	@command -v $(UV) >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --all-packages --frozen --quiet
 	bash scripts/infra.sh install
 

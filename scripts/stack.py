@@ -15,6 +15,7 @@ import time
 from typing import Annotated
 
 import typer
+
 from utilis_shared import devstack
 from utilis_shared.devtokens import DevIssuer
 
