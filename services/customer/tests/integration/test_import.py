@@ -17,6 +17,7 @@ from customer import events as ev
 from customer.domain.demo import DemoGenerator, write_csv, write_xlsx
 from customer.domain.identity import resident_id_check_char
 from customer.domain.legacy import CHINESE_HEADERS, premise_address, premise_address_key, validate_records
+from customer.service_layer import importer
 from customer.service_layer.importer import import_archive
 from utilis_shared.events import Event
 from utilis_shared.pii import PiiCipher, mask_id_number, mask_phone
@@ -369,3 +370,45 @@ async def test_what_only_the_database_can_refuse(
     )
     opened = ev.AccountOpened.model_validate(Event.from_bytes(payload).data)
     assert opened.meters == [] and opened.premise.premise_id == premise_id
+
+
+async def test_forgotten_customers_and_premises_are_found_again_not_recreated(
+    engine: AsyncEngine, settings: Any, cipher: PiiCipher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tiny caches: the holder and dwelling of the first row are long forgotten when the last row comes.
+    monkeypatch.setattr(importer, "CACHE_ENTRIES", 30)
+    adopted: list[Any] = []
+    adopt = importer._Loader._adopt_existing
+
+    async def spy(self, records, number_by_bidx):
+        adopted.extend(records)
+        await adopt(self, records, number_by_bidx)
+
+    monkeypatch.setattr(importer._Loader, "_adopt_existing", spy)
+    rows = _renumber(
+        list(DemoGenerator(123, dirty_share=0.0, duplicate_share=0.0).rows(200)), "83", "（缓存）"
+    )
+    first = rows[0]
+    late = dict(first)
+    late.update(
+        {H["account_no"]: "8399999999", H["utility"]: "电力", H["heated_area_m2"]: "", H["meter_serial"]: ""}
+    )
+    path = tmp_path / "late.csv"
+    write_csv([*rows, late], path)
+
+    summary = await import_archive(
+        engine, settings, cipher, path, actor="test:import", batch_size=10, progress=False
+    )
+
+    assert summary.accounts_created == 201
+    assert len(adopted) == 1  # the first row's holder, forgotten, was found in the database
+    assert (summary.customers_reused, summary.premises_reused) == (0, 0)  # nothing existed before the run
+    holders = await _all(
+        engine,
+        "SELECT customer_id, premise_id FROM accounts WHERE account_no = ANY(:nos) ORDER BY account_no",
+        nos=[first[H["account_no"]], "8399999999"],
+    )
+    assert holders[0] == holders[1]  # the same customer and premise, not new ones
+    payload = await _scalar(engine, "SELECT payload FROM outbox_messages WHERE key = '8399999999'")
+    opened = ev.AccountOpened.model_validate(Event.from_bytes(payload).data)
+    assert opened.customer_id == holders[0][0] and opened.contacts  # contacts reloaded from the database

@@ -44,6 +44,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -64,6 +65,7 @@ from utilis_shared.settings import ServiceSettings
 from utilis_shared.timeutil import business_today
 
 DEFAULT_BATCH_SIZE = 2000
+CACHE_ENTRIES = 100_000  # customers and premises remembered across batches (memory stays bounded)
 DUPLICATE_REASON = "same_phone_and_property_cert"
 AUDIT_ACTION = "customer.archive.imported"
 REPORT_COLUMNS = ("row_no", "account_no", "severity", "field", "code", "message")
@@ -461,7 +463,10 @@ class _Loader:
         *,
         actor: str,
         source: str,
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
+        # The caches are trimmed to their newest half, never below what the batches in flight use.
+        self.cache_limit = max(CACHE_ENTRIES, 8 * batch_size)
         self.read = read
         self.write = write
         self.cipher = cipher
@@ -473,6 +478,7 @@ class _Loader:
         self.customers: dict[str, _Customer] = {}  # normalised ID number -> customer
         self.premises: dict[str, ev.PremiseRef] = {}  # address key -> premise
         self.premises_in_db: set[uuid.UUID] = set()  # premises that existed before this run
+        self.created: set[uuid.UUID] = set()  # customers and premises created by this run
         self.touched: set[uuid.UUID] = set()  # customers given an account by this run
 
     # -- the pipeline -------------------------------------------------------------------------------
@@ -595,7 +601,17 @@ class _Loader:
             batch.openings[aid] = _outbox_record(build(payload, subject=r.account_no), topic)
             batch.opening_payloads[aid] = payload
             batch.rows[aid] = (r, c.id)
+        self._trim_caches()
         return batch
+
+    def _trim_caches(self) -> None:
+        """Forget the oldest customers and premises once the caches are full: a later row for one of them
+        finds it in the database instead. The newest entries (the batches in flight) always stay."""
+        keep = self.cache_limit // 2
+        if len(self.customers) > self.cache_limit:
+            self.customers = dict(islice(self.customers.items(), len(self.customers) - keep, None))
+        if len(self.premises) > self.cache_limit:
+            self.premises = dict(islice(self.premises.items(), len(self.premises) - keep, None))
 
     async def _prepare_customers(
         self, rows: list[ValidRow], batch: _Batch
@@ -625,6 +641,7 @@ class _Loader:
             customer_no = f"C{seq:09d}"
             masked = mask_id_number(n)
             known[n] = _Customer(cid, customer_no, [], set())
+            self.created.add(cid)
             batch.customers.append(
                 (cid, customer_no, r.kind, r.name, r.id_type, encrypt(n, field="id_number"), bidx[n], masked)
             )
@@ -647,7 +664,7 @@ class _Loader:
                 ],
                 {c[4] for c in existing},
             )
-        self.summary.customers_reused += len(records)
+        self.summary.customers_reused += sum(1 for rec in records if rec[0] not in self.created)
 
     def _prepare_contacts(self, rows: list[ValidRow], batch: _Batch) -> None:
         blind = self.cipher.blind_index
@@ -682,9 +699,10 @@ class _Loader:
             return
         for rec in await self.read.fetch(_FIND_PREMISES, list(todo)):
             known[rec[7]] = _premise_ref(rec)
-            self.premises_in_db.add(rec[0])
             del todo[rec[7]]
-            self.summary.premises_reused += 1
+            if rec[0] not in self.created:
+                self.premises_in_db.add(rec[0])
+                self.summary.premises_reused += 1
         for key, group in todo.items():
             f = group[0]
             # Rows of one dwelling may each carry part of its data (the gas row often lacks the area).
@@ -693,6 +711,7 @@ class _Loader:
                 area = next((g.heated_area_m2 for g in group if g.heated_area_m2 is not None), None)
             cert = f.property_cert_no or next((g.property_cert_no for g in group if g.property_cert_no), None)
             pid = _new_id()
+            self.created.add(pid)
             batch.premises.append(
                 (pid, f.district, f.community, f.building, f.unit, f.room, f.address, key, area, cert)
             )
@@ -991,7 +1010,17 @@ async def import_archive(
         async with engine.connect() as read_conn, engine.connect() as write_conn:
             read = (await read_conn.get_raw_connection()).driver_connection
             write = (await write_conn.get_raw_connection()).driver_connection
-            loader = _Loader(read, write, settings, cipher, summary, report, actor=actor, source=source)
+            loader = _Loader(
+                read,
+                write,
+                settings,
+                cipher,
+                summary,
+                report,
+                actor=actor,
+                source=source,
+                batch_size=batch_size,
+            )
             await loader.create_staging()
             try:
                 with _fewer_gc_passes():
