@@ -65,7 +65,7 @@ from utilis_shared.settings import ServiceSettings
 from utilis_shared.timeutil import business_today
 
 DEFAULT_BATCH_SIZE = 2000
-CACHE_ENTRIES = 100_000  # customers and premises remembered across batches (memory stays bounded)
+CACHE_ENTRIES = 20_000  # customers and premises remembered across batches (memory stays bounded)
 DUPLICATE_REASON = "same_phone_and_property_cert"
 AUDIT_ACTION = "customer.archive.imported"
 REPORT_COLUMNS = ("row_no", "account_no", "severity", "field", "code", "message")
