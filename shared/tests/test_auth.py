@@ -449,7 +449,9 @@ async def test_require_through_fastapi(issuer: DevIssuer, verifier: TokenVerifie
         assert late.json()["code"] == "token_expired"
 
 
-async def test_an_unreachable_issuer_is_not_hammered(issuer: DevIssuer, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_unreachable_issuer_is_not_hammered(
+    issuer: DevIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     keys = JwksKeySet("https://issuer.invalid/jwks.json", min_refresh_seconds=60)
     calls: list[int] = []
 
