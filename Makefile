@@ -31,11 +31,13 @@ status: ## what runs
 	@bash scripts/infra.sh status
 	@[ -x .venv/bin/python ] && .venv/bin/python scripts/stack.py status || true
 
-test: infra ## the same set-up (no demo data), then unit, integration and end-to-end tests
-	$(UV) run python scripts/stack.py up --demo-accounts 0
-	$(UV) run ruff check .
-	$(UV) run pytest $(PYTEST_ARGS); status=$$?; \
-	  if [ -n "$$CI" ]; then $(MAKE) --no-print-directory down; fi; exit $$status
+test: infra ## the same set-up (no demo data), then lint, unit, integration and end-to-end tests
+	@status=0; \
+	$(UV) run python scripts/stack.py up --demo-accounts 0 && \
+	$(UV) run ruff check . && \
+	$(UV) run pytest $(PYTEST_ARGS) || status=$$?; \
+	if [ -n "$$CI" ]; then $(MAKE) --no-print-directory down; fi; \
+	exit $$status
 
 test-unit: ## unit tests only (no infrastructure needed)
 	$(UV) run pytest -m "not integration" $(PYTEST_ARGS)
