@@ -130,5 +130,22 @@ async def test_walkthrough(customer_api, issuer):
             break
         await asyncio.sleep(0.2)
     assert bills and bills[0]["bill_no"] == bill.data["bill_no"] and bills[0]["total_fen"] == 207600
-    other = await customer_api.get("/v1/accounts/10000000017/view", headers=resident)
-    assert other.status_code == 404
+    # Someone else's account (a neighbour's gas account) is not found for this resident.
+    neighbour = await customer_api.post(
+        "/v1/accounts",
+        headers=agent,
+        json={
+            "customer": {"name": "刘洋", "id_number": resident_id(), "contacts": [{"phone": mobile()}]},
+            "premise": {
+                "district": "道里区",
+                "community": f"中海锦城E2E{uuid.uuid4().hex[:6]}",
+                "building": "1",
+                "unit": "1",
+                "room": "101",
+            },
+            "utility": "gas",
+        },
+    )
+    assert neighbour.status_code == 201, neighbour.text
+    other = await customer_api.get(f"/v1/accounts/{neighbour.json()['account_no']}/view", headers=resident)
+    assert other.status_code == 404 and other.json()["code"] == "account_not_found"
