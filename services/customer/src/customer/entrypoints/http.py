@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from customer import __version__
 from customer.api.routes import router
+from customer.domain.accounts import LifecycleError
 from customer.settings import Settings, get_settings
 from utilis_shared.auth import JwksKeySet, TokenVerifier
 from utilis_shared.db import create_engine, create_session_factory
+from utilis_shared.errors import Conflict, problem_response
 from utilis_shared.health import HealthCheck, KafkaProbe, database_check
 from utilis_shared.logging import configure_logging
 from utilis_shared.pii import PiiCipher
@@ -57,7 +60,7 @@ def create(settings: Settings | None = None) -> FastAPI:
             HealthCheck("broker", app.state.kafka_probe.check, critical=False),
         ]
 
-    return create_app(
+    app = create_app(
         settings,
         title="Utilis customer service",
         description=DESCRIPTION,
@@ -66,3 +69,10 @@ def create(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         readiness=readiness,
     )
+
+    @app.exception_handler(LifecycleError)
+    async def _lifecycle(_: Request, exc: LifecycleError) -> JSONResponse:
+        # A transition the account's state does not allow (domain rule) is a 409 with the rule's code.
+        return problem_response(Conflict(str(exc), code=exc.code))
+
+    return app

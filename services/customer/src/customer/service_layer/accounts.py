@@ -52,10 +52,6 @@ from utilis_shared.pii import PiiCipher
 from utilis_shared.timeutil import business_today, utcnow
 
 
-def _lifecycle(exc: rules.LifecycleError) -> Exception:
-    return conflict(exc.code, str(exc))
-
-
 def premise_ref(p: Premise) -> ev.PremiseRef:
     return ev.PremiseRef(
         premise_id=p.id,
@@ -242,14 +238,11 @@ async def transfer_account(
         new_customer=data.to_customer,
         field_prefix="to_customer.",
     )
-    try:
-        rules.check_transfer(
-            AccountStatus(account.status),
-            await outstanding_fen(uow, account_no),
-            same_holder=new_holder.id == account.customer_id,
-        )
-    except rules.LifecycleError as exc:
-        raise _lifecycle(exc) from exc
+    rules.check_transfer(
+        AccountStatus(account.status),
+        await outstanding_fen(uow, account_no),
+        same_holder=new_holder.id == account.customer_id,
+    )
     before = account_snapshot(account)
     previous = account.customer_id
     account.customer_id = new_holder.id
@@ -288,10 +281,7 @@ async def suspend_account(
     uow: UnitOfWork, *, actor: Principal, account_no: str, data: SuspensionCreate
 ) -> Account:
     account = await load_account(uow, account_no)
-    try:
-        rules.check_suspend(AccountStatus(account.status))
-    except rules.LifecycleError as exc:
-        raise _lifecycle(exc) from exc
+    rules.check_suspend(AccountStatus(account.status))
     before = account_snapshot(account)
     account.status = AccountStatus.SUSPENDED.value
     account.status_reason = data.reason
@@ -318,10 +308,7 @@ async def resume_account(
     uow: UnitOfWork, *, actor: Principal, account_no: str, data: ResumptionCreate
 ) -> Account:
     account = await load_account(uow, account_no)
-    try:
-        rules.check_resume(AccountStatus(account.status))
-    except rules.LifecycleError as exc:
-        raise _lifecycle(exc) from exc
+    rules.check_resume(AccountStatus(account.status))
     before = account_snapshot(account)
     resumed_on = data.on or business_today()
     if account.suspended_since and resumed_on < account.suspended_since:
@@ -348,10 +335,7 @@ async def close_account(
     uow: UnitOfWork, *, actor: Principal, account_no: str, data: ClosureCreate
 ) -> Account:
     account = await load_account(uow, account_no)
-    try:
-        rules.check_close(AccountStatus(account.status), await outstanding_fen(uow, account_no))
-    except rules.LifecycleError as exc:
-        raise _lifecycle(exc) from exc
+    rules.check_close(AccountStatus(account.status), await outstanding_fen(uow, account_no))
     installed = [m for m in account.meters if m.status == "installed"]
     if installed and data.final_reading is None:
         raise invalid_field(
@@ -402,10 +386,7 @@ async def update_account(
     uow: UnitOfWork, *, actor: Principal, account_no: str, data: AccountUpdate
 ) -> Account:
     account = await load_account(uow, account_no)
-    try:
-        rules.check_can_change(AccountStatus(account.status))
-    except rules.LifecycleError as exc:
-        raise _lifecycle(exc) from exc
+    rules.check_can_change(AccountStatus(account.status))
     before = account_snapshot(account)
     changed = []
     for name in ("customer_class", "household_size"):
@@ -491,10 +472,7 @@ async def update_premise(
 
 async def install_meter(uow: UnitOfWork, *, actor: Principal, account_no: str, data: MeterIn) -> Account:
     account = await load_account(uow, account_no)
-    try:
-        rules.check_can_change(AccountStatus(account.status))
-    except rules.LifecycleError as exc:
-        raise _lifecycle(exc) from exc
+    rules.check_can_change(AccountStatus(account.status))
     meter = await _new_meter(uow, data, "serial_no")
     meter.account_id = account.id
     account.meters.append(meter)
@@ -510,10 +488,7 @@ async def replace_meter(
     uow: UnitOfWork, *, actor: Principal, account_no: str, serial_no: str, data: MeterReplacementCreate
 ) -> Account:
     account = await load_account(uow, account_no)
-    try:
-        rules.check_can_change(AccountStatus(account.status))
-    except rules.LifecycleError as exc:
-        raise _lifecycle(exc) from exc
+    rules.check_can_change(AccountStatus(account.status))
     old = next((m for m in account.meters if m.serial_no == serial_no and m.status == "installed"), None)
     if old is None:
         raise MeterNotFound(f"No installed meter {serial_no} on account {account_no}.")
