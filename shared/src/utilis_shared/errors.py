@@ -15,6 +15,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from utilis_shared.context import current_request_id
@@ -141,9 +144,67 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else None
         return problem_response(Problem(detail, status=exc.status_code, code=code, headers=exc.headers))
 
+    @app.exception_handler(StaleDataError)
+    async def _stale(_: Request, exc: StaleDataError) -> JSONResponse:
+        return problem_response(
+            Problem(
+                "The record changed while this request was updating it; reload and retry.",
+                status=409,
+                code="concurrent_update",
+            )
+        )
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        problem = database_problem(exc, getattr(request.app.state, "constraint_problems", None))
+        if problem is None:
+            return unexpected_error_response()
+        log.warning("database refused the request", extra={"code": problem.code, "error": type(exc).__name__})
+        return problem_response(problem)
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         return unexpected_error_response()
+
+
+def database_problem(
+    exc: SQLAlchemyError, constraint_problems: dict[str, tuple[str, str]] | None = None
+) -> Problem | None:
+    """What a client can do about a database error: retry later (503) or see a conflict (409); None for
+    a bug (a 500). Checks in the use cases come first; this covers races between two requests, and
+    ``constraint_problems`` (constraint name -> (code, message)) names the conflict as the check would."""
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    driver = getattr(orig, "orig", None) or getattr(orig, "__cause__", None)  # asyncpg's own exception
+    constraint = getattr(orig, "constraint_name", None) or getattr(driver, "constraint_name", None)
+    if isinstance(exc, IntegrityError) and constraint_problems and constraint in constraint_problems:
+        code, message = constraint_problems[constraint]
+        return Problem(message, status=409, code=code)
+    if isinstance(exc, IntegrityError):
+        if sqlstate == "23514":
+            return Problem("The values break a rule of the record.", status=422, code="constraint_violated")
+        return Problem(
+            "This conflicts with a record written at the same time; reload and retry.",
+            status=409,
+            code="conflict",
+        )
+    if sqlstate in ("40001", "40P01", "55P03", "57014"):  # serialization, deadlock, lock/statement timeout
+        return Problem(
+            "The database was busy; retry shortly.",
+            status=503,
+            code="service_busy",
+            headers={"Retry-After": "1"},
+        )
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        return Problem(
+            "The database is unavailable; retry shortly.",
+            status=503,
+            code="service_unavailable",
+            headers={"Retry-After": "2"},
+        )
+    return None
 
 
 def unexpected_error_response() -> JSONResponse:

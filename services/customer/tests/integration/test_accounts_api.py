@@ -256,3 +256,25 @@ async def test_customer_update_contacts_and_tags(client, auth, open_account, ses
     assert sorted(c["phone"] for c in body["contacts"]) == ["045*****2345", "137****5678"]
     assert body["tags"] == ["elderly_alone", "low_income_subsidy"] and body["version"] == 2
     assert (await outbox_types(session_factory, cid))[-1] == "customer.customer.updated"
+
+
+async def test_racing_openings_at_one_premise_open_one_account_and_refuse_the_rest(
+    client, auth, person, premise
+):
+    import asyncio
+
+    place = premise()
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                "/v1/accounts",
+                json={"customer": person(), "premise": place, "utility": "heating"},
+                headers=auth("agent"),
+            )
+            for _ in range(6)
+        )
+    )
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses.count(201) == 1 and statuses.count(409) == 5, [r.text for r in responses]
+    codes = {r.json()["code"] for r in responses if r.status_code == 409}
+    assert codes == {"premise_already_has_account"}  # the unique index decides, named as the check would

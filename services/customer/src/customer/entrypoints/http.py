@@ -70,6 +70,22 @@ def create(settings: Settings | None = None) -> FastAPI:
         readiness=readiness,
     )
 
+    # When two requests race past a use case's check, the unique index decides; name it as the check would.
+    app.state.constraint_problems = {
+        "uq_accounts_premise_utility_live": (
+            "premise_already_has_account",
+            "This premise already has a live account for this utility.",
+        ),
+        "uq_meters_serial_installed": (
+            "meter_already_installed",
+            "This meter is installed on another account.",
+        ),
+        "uq_customers_id_number_bidx_active": (
+            "customer_already_exists",
+            "A customer with this identity document is already registered.",
+        ),
+    }
+
     @app.exception_handler(LifecycleError)
     async def _lifecycle(_: Request, exc: LifecycleError) -> JSONResponse:
         # A transition the account's state does not allow (domain rule) is a 409 with the rule's code.

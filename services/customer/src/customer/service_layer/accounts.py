@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert
 
 from customer import events as ev
 from customer.adapters import repository
@@ -107,28 +108,29 @@ async def load_account(uow: UnitOfWork, account_no: str) -> Account:
 
 
 async def _premise_for(uow: UnitOfWork, data: PremiseIn) -> Premise:
+    """The premise at this address: found, or created. ``ON CONFLICT DO NOTHING`` makes two requests that
+    open accounts at a new address at the same moment agree on one premise instead of one failing."""
     key = address_key(data.district, data.community, data.building, data.unit, data.room)
-    premise = (
-        await uow.session.execute(select(Premise).where(Premise.address_key == key))
-    ).scalar_one_or_none()
-    if premise is not None:
-        return premise
-    premise = Premise(
-        id=new_id(),
-        district=data.district,
-        community=data.community,
-        building=data.building,
-        unit=data.unit,
-        room=data.room,
-        address=format_address(data.district, data.community, data.building, data.unit, data.room),
-        address_key=key,
-        heated_area_m2=data.heated_area_m2,
-        property_cert_no=data.property_cert_no,
-        latitude=data.latitude,
-        longitude=data.longitude,
+    await uow.session.execute(
+        insert(Premise)
+        .values(
+            id=new_id(),
+            district=data.district,
+            community=data.community,
+            building=data.building,
+            unit=data.unit,
+            room=data.room,
+            address=format_address(data.district, data.community, data.building, data.unit, data.room),
+            address_key=key,
+            heated_area_m2=data.heated_area_m2,
+            property_cert_no=data.property_cert_no,
+            latitude=data.latitude,
+            longitude=data.longitude,
+            version=1,
+        )
+        .on_conflict_do_nothing(index_elements=["address_key"])
     )
-    uow.session.add(premise)
-    return premise
+    return (await uow.session.execute(select(Premise).where(Premise.address_key == key))).scalar_one()
 
 
 async def _new_meter(uow: UnitOfWork, data: MeterIn, field: str) -> Meter:
