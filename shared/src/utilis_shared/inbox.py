@@ -87,13 +87,16 @@ class EventConsumer:
         while not self._stopping.is_set():
             batches = await self.consumer.getmany(timeout_ms=500, max_records=200)
             for tp, records in batches.items():
+                done = None
                 for record in records:
                     if self._stopping.is_set():
                         break
                     await self.handle_record(record)
-                    # Commit after each message: the DB commit has already happened; a crash between the
-                    # two replays one message, which the inbox absorbs.
-                    await self.consumer.commit({tp: record.offset + 1})
+                    done = record
+                if done is not None:
+                    # Every record up to ``done`` is committed in the database (or dead-lettered); a crash
+                    # before this line replays them, and the inbox absorbs the replays.
+                    await self.consumer.commit({tp: done.offset + 1})
             await self._observe_lag()
 
     async def _observe_lag(self) -> None:
