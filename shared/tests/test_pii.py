@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 
 import pytest
@@ -133,6 +135,16 @@ def test_blind_index_differs_per_field_and_per_key() -> None:
     digest = a.blind_index(PHONE, field="phone")
     assert PHONE not in digest
     assert len(digest) == 64
+
+
+@pytest.mark.parametrize("key_length", [16, 32, 64, 65, 100])
+def test_blind_index_is_hmac_sha256_of_field_and_normalised_value(key_length: int) -> None:
+    bidx = os.urandom(key_length)
+    cipher = _cipher(bidx=bidx)
+    values = ((PHONE, "phone"), ("+86 138-4567-1234", "phone"), ("11010119900307123x", "id_number"))
+    for value, field in values:
+        expected = hmac.new(bidx, f"{field}:{normalise(value)}".encode(), hashlib.sha256).hexdigest()
+        assert cipher.blind_index(value, field=field) == expected
 
 
 def test_blind_index_is_deterministic_for_the_same_key() -> None:
