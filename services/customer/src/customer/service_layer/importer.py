@@ -9,8 +9,8 @@ twice, or again after a crash half-way, creates nothing twice:
 - customers are found by the blind index of their ID number (one active customer per identity), else
   created with a ``customer_no`` from ``customer_no_seq``; premises are found by ``address_key``;
   contacts by ``(customer, phone blind index)``; meters by serial among installed meters;
-- every write goes through a temporary staging table (binary COPY) and
-  ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``, and the unique indexes have the last word;
+- a batch is written by one statement (``INSERT ... SELECT ... FROM unnest(<arrays>) ON CONFLICT DO
+  NOTHING`` for every table) and a binary COPY into the outbox, and the unique indexes have the last word;
 - for every customer and account a batch actually creates, a ``customer.customer.registered`` /
   ``customer.account.opened`` event goes into the outbox in the same transaction;
 - afterwards the probable-duplicate rule (same phone blind index and same property certificate under
@@ -48,6 +48,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
 
+import asyncpg
 from asyncpg.pgproto.pgproto import UUID as _PgUUID
 from pydantic_core import to_json
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -269,20 +270,6 @@ class _Report:
 # ---------------------------------------------------------------------------------------------------
 # SQL
 
-_STAGING = {
-    "import_customers": "id uuid, customer_no text, kind text, name text, id_type text, enc text, bidx text, "
-    "masked text",
-    "import_contacts": "id uuid, customer_id uuid, kind text, enc text, bidx text, masked text, "
-    "is_primary bool",
-    "import_premises": "id uuid, district text, community text, building text, unit text, room text, "
-    "address text, address_key text, area numeric, cert text",
-    "import_tags": "customer_id uuid, tag text",
-    "import_accounts": "id uuid, account_no text, customer_id uuid, premise_id uuid, utility text, "
-    "customer_class text, household_size int, opened_on date",
-    "import_meters": "id uuid, account_id uuid, serial_no text, kind text, reading_mode text, "
-    "installed_on date",
-}
-
 _EXISTING_ACCOUNTS = "SELECT account_no FROM accounts WHERE account_no = ANY($1::text[])"
 
 _FIND_CUSTOMERS = """
@@ -309,68 +296,79 @@ SELECT premise_id, utility FROM accounts WHERE premise_id = ANY($1::uuid[]) AND 
 
 _INSTALLED_SERIALS = "SELECT serial_no FROM meters WHERE status = 'installed' AND serial_no = ANY($1::text[])"
 
-_INSERT_CUSTOMERS = """
-WITH inserted AS (
+# A batch's rows of every table in one statement (one round trip), each table's columns as arrays. The
+# unique indexes have the last word (ON CONFLICT DO NOTHING); a customer or premise skipped that way is
+# still referenced by the batch's other rows, so the foreign keys (checked at the end of the statement)
+# refuse the whole statement, or the counts tell. Meters go only to the accounts actually inserted.
+# ``set_config(..., true)`` is SET LOCAL synchronous_commit = off: the batch's commit does not wait for
+# its WAL to reach the disk. A crash may then lose the last batches committed, which is harmless: the
+# import is re-runnable and a re-run writes what is missing (and nothing twice).
+_WRITE_BATCH = """
+WITH customers_in AS (
     INSERT INTO customers (id, customer_no, kind, name, id_type, id_number_enc, id_number_bidx,
                            id_number_masked, status, source, version)
-    SELECT s.id, s.customer_no, s.kind, s.name, s.id_type, s.enc, s.bidx, s.masked, 'active', $1, 1
-    FROM import_customers s
+    SELECT u.id, u.customer_no, u.kind, u.name, u.id_type, u.enc, u.bidx, u.masked, 'active', $1, 1
+    FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                $10::text[]) AS u(id, customer_no, kind, name, id_type, enc, bidx, masked)
     ON CONFLICT (id_number_bidx) WHERE status = 'active' AND id_number_bidx IS NOT NULL DO NOTHING
     RETURNING 1
-)
-SELECT count(*) FROM inserted
-"""
-
-_INSERT_CONTACTS = """
-WITH inserted AS (
+), contacts_in AS (
     INSERT INTO customer_contacts (id, customer_id, kind, label, phone_enc, phone_bidx, phone_masked,
                                    is_primary)
-    SELECT s.id, s.customer_id, s.kind, NULL, s.enc, s.bidx, s.masked, s.is_primary FROM import_contacts s
+    SELECT u.id, u.customer_id, u.kind, NULL, u.enc, u.bidx, u.masked, u.is_primary
+    FROM unnest($11::uuid[], $12::uuid[], $13::text[], $14::text[], $15::text[], $16::text[],
+                $17::bool[]) AS u(id, customer_id, kind, enc, bidx, masked, is_primary)
     ON CONFLICT (customer_id, phone_bidx) DO NOTHING
     RETURNING 1
-)
-SELECT count(*) FROM inserted
-"""
-
-_INSERT_PREMISES = """
-WITH inserted AS (
+), premises_in AS (
     INSERT INTO premises (id, district, community, building, unit, room, address, address_key,
                           heated_area_m2, property_cert_no, version)
-    SELECT s.id, s.district, s.community, s.building, s.unit, s.room, s.address, s.address_key, s.area,
-           s.cert, 1
-    FROM import_premises s
+    SELECT u.id, u.district, u.community, u.building, u.unit, u.room, u.address, u.address_key, u.area,
+           u.cert, 1
+    FROM unnest($18::uuid[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[],
+                $25::text[], $26::numeric[], $27::text[])
+         AS u(id, district, community, building, unit, room, address, address_key, area, cert)
     ON CONFLICT (address_key) DO NOTHING
     RETURNING 1
+), tags_in AS (
+    INSERT INTO customer_tags (customer_id, tag, created_by)
+    SELECT u.customer_id, u.tag, $2 FROM unnest($28::uuid[], $29::text[]) AS u(customer_id, tag)
+    ON CONFLICT DO NOTHING
+), accounts_in AS (
+    -- No conflict target: a taken account number and a second live account of one utility at one
+    -- premise (the partial unique index) are both skipped; the loader tells them apart.
+    INSERT INTO accounts (id, account_no, customer_id, premise_id, utility, customer_class,
+                          household_size, status, opened_on, version)
+    SELECT u.id, u.account_no, u.customer_id, u.premise_id, u.utility, u.customer_class,
+           u.household_size, 'active', u.opened_on, 1
+    FROM unnest($30::uuid[], $31::text[], $32::uuid[], $33::uuid[], $34::text[], $35::text[], $36::int[],
+                $37::date[])
+         AS u(id, account_no, customer_id, premise_id, utility, customer_class, household_size, opened_on)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), meters_in AS (
+    INSERT INTO meters (id, account_id, serial_no, kind, multiplier, reading_mode, installed_on,
+                        initial_reading, status)
+    SELECT u.id, u.account_id, u.serial_no, u.kind, 1, u.reading_mode, u.installed_on, 0, 'installed'
+    FROM unnest($38::uuid[], $39::uuid[], $40::text[], $41::text[], $42::text[], $43::date[])
+         AS u(id, account_id, serial_no, kind, reading_mode, installed_on)
+    WHERE u.account_id IN (SELECT id FROM accounts_in)
+    ON CONFLICT DO NOTHING
+    RETURNING id
 )
-SELECT count(*) FROM inserted
+SELECT (SELECT count(*) FROM customers_in), (SELECT count(*) FROM contacts_in),
+       (SELECT count(*) FROM premises_in), ARRAY(SELECT id FROM accounts_in), ARRAY(SELECT id FROM meters_in),
+       set_config('synchronous_commit', 'off', true)
 """
 
-_INSERT_TAGS = """
-INSERT INTO customer_tags (customer_id, tag, created_by)
-SELECT s.customer_id, s.tag, $1 FROM import_tags s
-ON CONFLICT DO NOTHING
-"""
+# Columns per table, in the order of the batch's records and of the statement's arrays.
+_WIDTHS = {"customers": 8, "contacts": 7, "premises": 10, "tags": 2, "accounts": 8, "meters": 6}
 
-# No conflict target: a taken account number and a second live account of one utility at one premise (the
-# partial unique index) are both skipped; the loader tells them apart.
-_INSERT_ACCOUNTS = """
-INSERT INTO accounts (id, account_no, customer_id, premise_id, utility, customer_class, household_size,
-                      status, opened_on, version)
-SELECT s.id, s.account_no, s.customer_id, s.premise_id, s.utility, s.customer_class, s.household_size,
-       'active', s.opened_on, 1
-FROM import_accounts s
-ON CONFLICT DO NOTHING
-RETURNING id
-"""
 
-_INSERT_METERS = """
-INSERT INTO meters (id, account_id, serial_no, kind, multiplier, reading_mode, installed_on, initial_reading,
-                    status)
-SELECT s.id, s.account_id, s.serial_no, s.kind, 1, s.reading_mode, s.installed_on, 0, 'installed'
-FROM import_meters s
-ON CONFLICT DO NOTHING
-RETURNING id
-"""
+def _columns(records: list[tuple[Any, ...]], width: int) -> list[Any]:
+    """Records (rows) as columns, for ``unnest``."""
+    return list(zip(*records, strict=True)) if records else [()] * width
+
 
 _OUTBOX_COLUMNS = ("id", "topic", "key", "event_type", "payload", "headers")
 
@@ -436,8 +434,8 @@ class _Premise:
 
 @dataclass(slots=True)
 class _Batch:
-    """One batch, prepared: the staging records of each table and the events, built as if every insert
-    will succeed."""
+    """One batch, prepared: the records of each table and the events, built as if every insert will
+    succeed."""
 
     customers: list[tuple[Any, ...]] = field(default_factory=list)
     contacts: list[tuple[Any, ...]] = field(default_factory=list)
@@ -504,15 +502,6 @@ class _Loader:
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()
-
-    async def create_staging(self) -> None:
-        for name, columns in _STAGING.items():
-            await self.write.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {name} ({columns}) ON COMMIT DELETE ROWS"
-            )
-
-    async def drop_staging(self) -> None:
-        await self.write.execute("DROP TABLE IF EXISTS " + ", ".join(f"pg_temp.{name}" for name in _STAGING))
 
     # -- prepare (read connection + CPU) ------------------------------------------------------------
 
@@ -744,36 +733,30 @@ class _Loader:
 
     # -- write (write connection, one transaction) --------------------------------------------------
 
-    async def _stage(self, table: str, records: list[tuple[Any, ...]]) -> None:
-        await self.write.copy_records_to_table(table, records=records, schema_name="pg_temp")
-
     async def write_batch(self, batch: _Batch) -> None:
         if not batch.accounts:
             return
         pg = self.write
         s = self.summary
+        arrays: list[Any] = []
+        for name, width in _WIDTHS.items():
+            arrays += _columns(getattr(batch, name), width)
         async with pg.transaction():
-            if batch.customers:
-                await self._stage("import_customers", batch.customers)
-                if await pg.fetchval(_INSERT_CUSTOMERS, self.source) != len(batch.customers):
-                    raise ConcurrentChange("a customer being imported was registered at the same time")
-            if batch.contacts:
-                await self._stage("import_contacts", batch.contacts)
-                contacts = await pg.fetchval(_INSERT_CONTACTS)
-            if batch.premises:
-                await self._stage("import_premises", batch.premises)
-                if await pg.fetchval(_INSERT_PREMISES) != len(batch.premises):
-                    raise ConcurrentChange("a premise being imported was created at the same time")
-            if batch.tags:
-                await self._stage("import_tags", batch.tags)
-                await pg.execute(_INSERT_TAGS, self.actor)
-            await self._stage("import_accounts", batch.accounts)
-            opened = {rec[0] for rec in await pg.fetch(_INSERT_ACCOUNTS)}
+            try:
+                customers, contacts, premises, opened_ids, installed_ids, _ = await pg.fetchrow(
+                    _WRITE_BATCH, self.source, self.actor, *arrays
+                )
+            except asyncpg.ForeignKeyViolationError as exc:  # a customer or premise was skipped
+                raise ConcurrentChange(
+                    "a customer or premise being imported was created at the same time"
+                ) from exc
+            if customers != len(batch.customers):
+                raise ConcurrentChange("a customer being imported was registered at the same time")
+            if premises != len(batch.premises):
+                raise ConcurrentChange("a premise being imported was created at the same time")
+            opened = set(opened_ids)
+            installed = set(installed_ids)
             meters = [m for m in batch.meters if m[1] in opened]
-            installed: set[uuid.UUID] = set()
-            if meters:
-                await self._stage("import_meters", meters)
-                installed = {rec[0] for rec in await pg.fetch(_INSERT_METERS)}
             outbox = list(batch.registrations)
             for aid, record in batch.openings.items():
                 if aid in opened:
@@ -783,8 +766,7 @@ class _Loader:
             await pg.copy_records_to_table("outbox_messages", records=outbox, columns=_OUTBOX_COLUMNS)
         # Committed: count what this batch did.
         s.customers_created += len(batch.customers)
-        if batch.contacts:
-            s.contacts_created += contacts
+        s.contacts_created += contacts
         s.premises_created += len(batch.premises)
         s.accounts_created += len(opened)
         s.meters_created += len(installed)
@@ -1114,16 +1096,11 @@ async def import_archive(
                 source=source,
                 batch_size=batch_size,
             )
-            await loader.create_staging()
-            try:
-                with _fewer_gc_passes():
-                    async with asyncio.TaskGroup() as group:
-                        group.create_task(validate_rows())
-                        group.create_task(loader.run(queue))
-                summary.duplicates_flagged = await loader.flag_duplicates()
-            finally:
-                if not write.is_closed() and not write.is_in_transaction():
-                    await loader.drop_staging()
+            with _fewer_gc_passes():
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(validate_rows())
+                    group.create_task(loader.run(queue))
+            summary.duplicates_flagged = await loader.flag_duplicates()
             _finish(summary, validator, report, started)
             changes = json.dumps({"file": path.name, **summary.counts()}, ensure_ascii=False)
             await write.execute(
