@@ -1,0 +1,142 @@
+"""The gateway's tables (database ``gateway``). Only the gateway reads or writes them.
+
+Secrets are never stored as given: staff passwords and client secrets as argon2id hashes, refresh tokens
+as SHA-256 digests (they are long random strings, so a fast hash is enough), signing keys encrypted with
+the PII key ring (field ``signing_key``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from utilis_shared.db import TimestampMixin, make_metadata
+from utilis_shared.ids import new_id
+
+
+class Base(DeclarativeBase):
+    metadata = make_metadata()
+
+
+class SigningKey(TimestampMixin, Base):
+    """An ES256 key pair. One is active (``retired_at IS NULL``); retired keys stay published in the JWKS
+    until every token they signed has expired (``retired_at`` + the access-token lifetime)."""
+
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(10), default="ES256")
+    private_key_enc: Mapped[str] = mapped_column(Text, comment="PKCS#8 PEM, encrypted (field signing_key)")
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("algorithm IN ('ES256')", name="algorithm"),
+        # At most one active key, whatever two concurrent rotations try.
+        Index(
+            "uq_signing_keys_one_active",
+            text("(true)"),
+            unique=True,
+            postgresql_where=text("retired_at IS NULL"),
+        ),
+    )
+
+
+class StaffUser(TimestampMixin, Base):
+    __tablename__ = "staff_users"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True, comment="lower case; the token's sub")
+    display_name: Mapped[str] = mapped_column(String(100), default="")
+    password_hash: Mapped[str] = mapped_column(Text, comment="argon2id")
+    roles: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active | disabled
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'disabled')", name="status"),
+        CheckConstraint("cardinality(roles) > 0", name="has_role"),
+        CheckConstraint(
+            "roles <@ ARRAY['agent', 'dispatcher', 'technician', 'inspector', 'billing_clerk', 'analyst',"
+            " 'admin']::varchar[]",
+            name="known_roles",
+        ),
+    )
+
+
+class OAuthClient(TimestampMixin, Base):
+    """A registered client: a first-party public client (the staff console; the resident apps next) or a
+    confidential partner system (bank, payment provider, regulator) with a secret and allowed scopes."""
+
+    __tablename__ = "oauth_clients"
+
+    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    client_type: Mapped[str] = mapped_column(String(20))  # public | confidential
+    secret_hash: Mapped[str | None] = mapped_column(Text, comment="argon2id; null for public clients")
+    grant_types: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
+    scopes: Mapped[list[str]] = mapped_column(ARRAY(String(64)), comment="the most it may be granted")
+    channel: Mapped[str] = mapped_column(String(40), comment="attributed to every token it obtains")
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active | disabled
+
+    __table_args__ = (
+        CheckConstraint("client_type IN ('public', 'confidential')", name="client_type"),
+        CheckConstraint("status IN ('active', 'disabled')", name="status"),
+        CheckConstraint("(client_type = 'public') = (secret_hash IS NULL)", name="secret_iff_confidential"),
+    )
+
+
+class RefreshTokenFamily(TimestampMixin, Base):
+    """One sign-in and every refresh token rotated from it."""
+
+    __tablename__ = "refresh_token_families"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    client_id: Mapped[str] = mapped_column(String(100), ForeignKey("oauth_clients.client_id"))
+    subject: Mapped[str] = mapped_column(String(200))
+    subject_kind: Mapped[str] = mapped_column(String(20))
+    scope: Mapped[str] = mapped_column(Text, default="")
+    channel: Mapped[str | None] = mapped_column(String(40))
+    context: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), comment="absolute lifetime")
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str | None] = mapped_column(String(40))
+
+    __table_args__ = (Index("ix_refresh_token_families_subject", "subject_kind", "subject"),)
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    family_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("refresh_token_families.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, comment="SHA-256 hex of the token")
+    status: Mapped[str] = mapped_column(String(20), default="active")  # active | rotated | revoked
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (CheckConstraint("status IN ('active', 'rotated', 'revoked')", name="status"),)
+
+
+class RevokedAccessToken(TimestampMixin, Base):
+    """Access tokens revoked before their expiry (RFC 7009), by ``jti``; kept until they would have
+    expired anyway, so introspection reports them inactive."""
+
+    __tablename__ = "revoked_access_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

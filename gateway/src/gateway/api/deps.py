@@ -1,0 +1,33 @@
+"""Request-scoped dependencies: the OAuth context (unit of work, hashing, tokens) and the form body.
+
+The OAuth endpoints authenticate *clients* (RFC 6749 §2.3), not bearer tokens, so they have no
+``require(...)`` policy: who may call them is decided by client authentication in the use cases.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.domain.requests import parse_form
+from gateway.service_layer.context import OAuthContext
+from utilis_shared.db import UnitOfWork
+
+
+def get_context(request: Request) -> OAuthContext:
+    state = request.app.state
+    return OAuthContext(
+        uow=UnitOfWork(state.session_factory, state.settings),
+        settings=state.settings,
+        hasher=state.hasher,
+        tokens=state.tokens,
+    )
+
+
+async def get_form(request: Request) -> dict[str, str]:
+    return parse_form(await request.body(), request.headers.get("content-type"))
+
+
+Context = Annotated[OAuthContext, Depends(get_context)]
+Form = Annotated[dict[str, str], Depends(get_form)]

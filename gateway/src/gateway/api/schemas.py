@@ -1,0 +1,94 @@
+"""Response documents of the OAuth endpoints (RFC 6749 §5, RFC 7662 §2.2, RFC 7517, RFC 8414)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TokenResponse(BaseModel):
+    access_token: str = Field(description="A JWT (ES256, `kid` header) for `Authorization: Bearer`.")
+    token_type: str = Field("Bearer", examples=["Bearer"])
+    expires_in: int = Field(examples=[900])
+    scope: str = Field(
+        description="Granted scopes, space-separated (empty for staff).", examples=["bills:read"]
+    )
+    refresh_token: str | None = Field(
+        None, description="Opaque; single use (rotated). Only for the password and refresh_token grants."
+    )
+
+
+class OAuthErrorResponse(BaseModel):
+    error: str = Field(
+        examples=["invalid_grant"],
+        description="invalid_request, invalid_client, invalid_grant, unauthorized_client, "
+        "unsupported_grant_type or invalid_scope",
+    )
+    error_description: str = Field(examples=["The username or password is wrong."])
+
+
+class IntrospectionResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    active: bool
+    token_type: str | None = None
+    sub: str | None = None
+    kind: str | None = None
+    roles: list[str] | None = None
+    scope: str | None = None
+    exp: int | None = None
+
+
+class Jwks(BaseModel):
+    keys: list[dict[str, Any]] = Field(
+        examples=[
+            [
+                {
+                    "kty": "EC",
+                    "crv": "P-256",
+                    "x": "…",
+                    "y": "…",
+                    "kid": "20261201-3f9a1c2e",
+                    "alg": "ES256",
+                    "use": "sig",
+                }
+            ]
+        ]
+    )
+
+
+TOKEN_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["grant_type"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["password", "client_credentials", "refresh_token"]},
+        "username": {"type": "string", "description": "password grant (staff)"},
+        "password": {"type": "string", "format": "password", "description": "password grant (staff)"},
+        "refresh_token": {"type": "string", "description": "refresh_token grant"},
+        "scope": {"type": "string", "description": "space-separated; a subset of what the client may have"},
+        "client_id": {"type": "string", "description": "public clients; or client_secret_post"},
+        "client_secret": {"type": "string", "format": "password", "description": "client_secret_post"},
+    },
+}
+
+TOKEN_PARAM_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["token"],
+    "properties": {
+        "token": {"type": "string"},
+        "token_type_hint": {"type": "string", "enum": ["access_token", "refresh_token"]},
+        "client_id": {"type": "string"},
+        "client_secret": {"type": "string", "format": "password"},
+    },
+}
+
+
+def form_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its form body itself (strict OAuth parsing)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": schema}},
+        }
+    }

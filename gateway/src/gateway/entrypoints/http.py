@@ -1,0 +1,69 @@
+"""The gateway API process: ``gateway api`` (uvicorn, app factory ``gateway.entrypoints.http:create``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from gateway import __version__
+from gateway.adapters.crypto import SecretHasher
+from gateway.api.routes import NO_STORE, router
+from gateway.domain.oauth import OAuthError
+from gateway.service_layer.keys import KeyRing
+from gateway.service_layer.tokens import TokenService
+from gateway.settings import Settings, get_settings
+from utilis_shared.db import create_engine, create_session_factory
+from utilis_shared.health import HealthCheck, database_check
+from utilis_shared.logging import configure_logging
+from utilis_shared.pii import PiiCipher
+from utilis_shared.web import create_app
+
+DESCRIPTION = """
+The Utilis OAuth 2.0 authorization server: access tokens (JWT, ES256, `kid`, short-lived) for staff
+(password grant, argon2id, lockout), partner systems (client credentials with per-client scopes), and
+rotated refresh tokens with reuse detection; revocation (RFC 7009), introspection (RFC 7662), JWKS with
+key rotation, metadata (RFC 8414). Every service verifies these tokens itself against the JWKS.
+
+OAuth endpoints take `application/x-www-form-urlencoded` bodies and answer errors as
+`{"error", "error_description"}` (RFC 6749 §5.2) with `Cache-Control: no-store`.
+"""
+
+
+def create(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(settings.service_name, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings)
+        app.state.engine = engine
+        app.state.session_factory = create_session_factory(engine)
+        app.state.hasher = SecretHasher()
+        app.state.keys = KeyRing(app.state.session_factory, PiiCipher.from_settings(settings), settings)
+        app.state.tokens = TokenService(settings, app.state.keys)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    def readiness(app: FastAPI) -> list[HealthCheck]:
+        return [HealthCheck("database", database_check(app.state.engine))]
+
+    app = create_app(
+        settings,
+        title="Utilis gateway",
+        description=DESCRIPTION,
+        version=__version__,
+        routers=[router],
+        lifespan=lifespan,
+        readiness=readiness,
+    )
+
+    @app.exception_handler(OAuthError)
+    async def _oauth_error(_: Request, exc: OAuthError) -> JSONResponse:
+        return JSONResponse(exc.to_dict(), status_code=exc.status, headers={**exc.headers, **NO_STORE})
+
+    return app
