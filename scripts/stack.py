@@ -15,6 +15,7 @@ import time
 from typing import Annotated
 
 import typer
+import yaml
 
 from utilis_shared import devstack
 from utilis_shared.devtokens import DevIssuer
@@ -38,6 +39,16 @@ def _all_processes(platform: devstack.Platform) -> list[tuple[devstack.ServiceSp
     ]
 
 
+def _demo_commands() -> dict[str, list[str]]:
+    """Per service, the command (arguments of its console script) that loads its demo data: the optional
+    ``demo:`` list of each service in deploy/platform.yaml, ``{accounts}`` standing for --demo-accounts."""
+    data = yaml.safe_load(devstack.PLATFORM_FILE.read_text(encoding="utf-8")) or {}
+    return {
+        name: [str(arg) for arg in spec.get("demo") or []]
+        for name, spec in (data.get("services") or {}).items()
+    }
+
+
 @app.command()
 def up(
     demo_accounts: Annotated[
@@ -49,16 +60,18 @@ def up(
     platform = devstack.load_platform()
     created = asyncio.run(devstack.ensure_topics(devstack.kafka_bootstrap(), platform.topics))
     _say(f"topics: {len(platform.topics)} declared, {len(created)} created")
-    DevIssuer(KEYS_DIR)  # the development token issuer's key and JWKS (until the gateway issues tokens)
+    DevIssuer(KEYS_DIR)  # the development token issuer's key and JWKS (until the services trust the gateway)
+    demo_commands = _demo_commands()
     for spec in platform.services.values():
         asyncio.run(devstack.create_database(spec.database))
         env = devstack.service_env(spec)
         subprocess.run([devstack.venv_bin(spec.command), "migrate"], env=env, check=True)
         marker = RUN_DIR / f"{spec.name}.demo-loaded"
-        if demo_accounts > 0 and not marker.exists() and spec.name == "customer":
-            _say(f"{spec.name}: loading {demo_accounts} demo accounts (first start only)")
+        demo = demo_commands.get(spec.name)
+        if demo_accounts > 0 and not marker.exists() and demo:
+            _say(f"{spec.name}: loading demo data (first start only)")
             subprocess.run(
-                [devstack.venv_bin(spec.command), "demo-data", "--accounts", str(demo_accounts)],
+                [devstack.venv_bin(spec.command), *(arg.format(accounts=demo_accounts) for arg in demo)],
                 env=env,
                 check=True,
             )
@@ -88,6 +101,12 @@ def up(
         typer.echo(f"  {proc.name:<20} {proc.base_url}/metrics   {proc.base_url}/readyz")
     typer.echo("")
     typer.echo("  A development token:  uv run customer dev-token --role agent")
+    if "gateway" in platform.services:
+        port = platform.services["gateway"].processes["api"]
+        typer.echo(
+            "  A staff token from the gateway (demo data):  curl -d grant_type=password -d username=agent01 "
+            f"-d password=utilis-dev-2026 -d client_id=staff-console http://127.0.0.1:{port}/oauth/token"
+        )
 
 
 @app.command()
