@@ -520,7 +520,7 @@ class _Loader:
         if not rows:
             return batch
         new_customers = await self._prepare_customers(rows, batch)
-        self._prepare_contacts(rows, batch)
+        await self._prepare_contacts(rows, batch)
         taken_serials = await self._installed_serials(rows)
 
         topic = self.topic
@@ -616,7 +616,9 @@ class _Loader:
         numbers = sorted(rec[0] for rec in await self.read.fetch(_CUSTOMER_NUMBERS, len(new)))
         encrypt = self.cipher.encrypt
         out = []
-        for (n, r), seq in zip(new, numbers, strict=True):
+        for i, ((n, r), seq) in enumerate(zip(new, numbers, strict=True)):
+            if i & 127 == 127:
+                await asyncio.sleep(0)  # let the write task send its next statement
             cid = _new_id()
             customer_no = f"C{seq:09d}"
             masked = mask_id_number(n)
@@ -643,11 +645,13 @@ class _Loader:
             )
         self.summary.customers_reused += sum(1 for rec in records if rec[0] not in self.created)
 
-    def _prepare_contacts(self, rows: list[ValidRow], batch: _Batch) -> None:
+    async def _prepare_contacts(self, rows: list[ValidRow], batch: _Batch) -> None:
         blind = self.cipher.blind_index
         encrypt = self.cipher.encrypt
         customers = self.customers
-        for r in rows:
+        for i, r in enumerate(rows):
+            if i & 127 == 127:
+                await asyncio.sleep(0)  # let the write task send its next statement
             customer = customers[r.id_number]
             for phone in r.phones:
                 h = blind(phone, field="phone")
