@@ -8,7 +8,6 @@ at the gateway's own JWKS endpoint.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -24,7 +23,6 @@ from gateway.settings import Settings
 from utilis_shared import devstack
 from utilis_shared.auth import JwksKeySet, TokenVerifier
 from utilis_shared.db import UnitOfWork, create_engine, create_session_factory
-from utilis_shared.migrations import run_migrations
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 STAFF_CONSOLE = "staff-console"
@@ -43,13 +41,9 @@ def run_id() -> str:
 
 @pytest.fixture(scope="session")
 async def settings(run_id: str) -> AsyncIterator[Settings]:
-    database = f"gateway_test_{run_id}"
-    await devstack.create_database(database, drop_first=True)
-    url = devstack.database_url(database)
-    await asyncio.to_thread(run_migrations, MIGRATIONS, url)
-    # No signing-key cache: a rotation in a test is seen by the very next token.
-    yield Settings(environment="test", database_url=url, signing_key_cache_seconds=0)
-    await devstack.drop_database(database)
+    async with devstack.throwaway_database(f"gateway_test_{run_id}", MIGRATIONS) as url:
+        # No signing-key cache: a rotation in a test is seen by the very next token.
+        yield Settings(environment="test", database_url=url, signing_key_cache_seconds=0)
 
 
 @pytest.fixture(scope="session")

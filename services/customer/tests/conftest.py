@@ -7,7 +7,6 @@ see each other's data, and both are removed at the end.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -23,7 +22,6 @@ from customer.settings import Settings
 from utilis_shared import devstack
 from utilis_shared.db import create_engine, create_session_factory
 from utilis_shared.devtokens import DevIssuer
-from utilis_shared.migrations import run_migrations
 from utilis_shared.pii import PiiCipher
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
@@ -47,24 +45,22 @@ def issuer(tmp_path_factory: pytest.TempPathFactory) -> DevIssuer:
 
 @pytest.fixture(scope="session")
 async def settings(run_id: str, issuer: DevIssuer) -> AsyncIterator[Settings]:
-    database = f"customer_test_{run_id}"
-    prefix = f"t{run_id}."
-    await devstack.create_database(database, drop_first=True)
-    url = devstack.database_url(database)
-    await asyncio.to_thread(run_migrations, MIGRATIONS, url)
-    await devstack.ensure_topics(devstack.kafka_bootstrap(), devstack.load_platform().topics, prefix=prefix)
-    yield Settings(
-        environment="test",
-        database_url=url,
-        kafka_bootstrap=devstack.kafka_bootstrap(),
-        kafka_topic_prefix=prefix,
-        jwks_url=issuer.jwks_url,
-        outbox_poll_interval_seconds=0.05,
-        consumer_retry_backoff_seconds=0.02,
-        consumer_max_attempts=3,
-    )
-    await devstack.drop_database(database)
-    await devstack.delete_topics(devstack.kafka_bootstrap(), prefix)
+    prefix, bootstrap = f"t{run_id}.", devstack.kafka_bootstrap()
+    async with devstack.throwaway_database(f"customer_test_{run_id}", MIGRATIONS) as url:
+        await devstack.ensure_topics(bootstrap, devstack.load_platform().topics, prefix=prefix)
+        try:
+            yield Settings(
+                environment="test",
+                database_url=url,
+                kafka_bootstrap=bootstrap,
+                kafka_topic_prefix=prefix,
+                jwks_url=issuer.jwks_url,
+                outbox_poll_interval_seconds=0.05,
+                consumer_retry_backoff_seconds=0.02,
+                consumer_max_attempts=3,
+            )
+        finally:
+            await devstack.delete_topics(bootstrap, prefix)
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,3 +301,17 @@ async def delete_topics(bootstrap: str, prefix: str) -> None:
             await admin.delete_topics(names, timeout_ms=30000)
     finally:
         await admin.close()
+
+
+@asynccontextmanager
+async def throwaway_database(name: str, migrations: Path) -> AsyncIterator[str]:
+    """A freshly created and migrated database for a test session or a benchmark; dropped afterwards."""
+    from utilis_shared.migrations import run_migrations
+
+    await create_database(name, drop_first=True)
+    url = database_url(name)
+    await asyncio.to_thread(run_migrations, migrations, url)
+    try:
+        yield url
+    finally:
+        await drop_database(name)
