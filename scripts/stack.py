@@ -15,7 +15,6 @@ import time
 from typing import Annotated
 
 import typer
-import yaml
 
 from utilis_shared import devstack
 from utilis_shared.devtokens import DevIssuer
@@ -39,16 +38,6 @@ def _all_processes(platform: devstack.Platform) -> list[tuple[devstack.ServiceSp
     ]
 
 
-def _demo_commands() -> dict[str, list[str]]:
-    """Per service, the command (arguments of its console script) that loads its demo data: the optional
-    ``demo:`` list of each service in deploy/platform.yaml, ``{accounts}`` standing for --demo-accounts."""
-    data = yaml.safe_load(devstack.PLATFORM_FILE.read_text(encoding="utf-8")) or {}
-    return {
-        name: [str(arg) for arg in spec.get("demo") or []]
-        for name, spec in (data.get("services") or {}).items()
-    }
-
-
 @app.command()
 def up(
     demo_accounts: Annotated[
@@ -61,17 +50,15 @@ def up(
     created = asyncio.run(devstack.ensure_topics(devstack.kafka_bootstrap(), platform.topics))
     _say(f"topics: {len(platform.topics)} declared, {len(created)} created")
     DevIssuer(KEYS_DIR)  # the development token issuer's key and JWKS (until the services trust the gateway)
-    demo_commands = _demo_commands()
     for spec in platform.services.values():
         asyncio.run(devstack.create_database(spec.database))
         env = devstack.service_env(spec)
         subprocess.run([devstack.venv_bin(spec.command), "migrate"], env=env, check=True)
         marker = RUN_DIR / f"{spec.name}.demo-loaded"
-        demo = demo_commands.get(spec.name)
-        if demo_accounts > 0 and not marker.exists() and demo:
+        if demo_accounts > 0 and not marker.exists() and spec.demo:
             _say(f"{spec.name}: loading demo data (first start only)")
             subprocess.run(
-                [devstack.venv_bin(spec.command), *(arg.format(accounts=demo_accounts) for arg in demo)],
+                [devstack.venv_bin(spec.command), *(arg.format(accounts=demo_accounts) for arg in spec.demo)],
                 env=env,
                 check=True,
             )

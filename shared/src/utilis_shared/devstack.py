@@ -55,6 +55,7 @@ class ServiceSpec:
     command: str
     database: str
     processes: dict[str, int]
+    demo: tuple[str, ...] = ()  # arguments of its console script that load its demo data
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ def load_platform(path: Path = PLATFORM_FILE) -> Platform:
             command=spec["command"],
             database=spec["database"],
             processes={k: int(v) for k, v in spec["processes"].items()},
+            demo=tuple(str(a) for a in spec.get("demo") or ()),
         )
         for name, spec in (data.get("services") or {}).items()
     }
