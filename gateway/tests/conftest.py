@@ -1,9 +1,9 @@
 """Fixtures for the gateway's tests.
 
-Integration tests run against the real PostgreSQL that ``make test`` starts: each test session gets its
-own freshly migrated database (``gateway_test_<run>``), removed at the end. The app runs in-process over
-an httpx ASGI transport; services' token verification is exercised with ``utilis_shared.auth`` pointed
-at the gateway's own JWKS endpoint.
+Integration tests run against the real PostgreSQL and Redis that ``make test`` starts: each test session
+gets its own freshly migrated database (``gateway_test_<run>``) and Redis key prefix, removed at the end.
+The app runs in-process over an httpx ASGI transport; services' token verification is exercised with
+``utilis_shared.auth`` pointed at the gateway's own JWKS endpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 
 from gateway.adapters.crypto import SecretHasher
 from gateway.entrypoints.http import create
@@ -43,7 +44,24 @@ def run_id() -> str:
 async def settings(run_id: str) -> AsyncIterator[Settings]:
     async with devstack.throwaway_database(f"gateway_test_{run_id}", MIGRATIONS) as url:
         # No signing-key cache: a rotation in a test is seen by the very next token.
-        yield Settings(environment="test", database_url=url, signing_key_cache_seconds=0)
+        # Redis keys under a per-run prefix (removed at the end), so parallel runs do not clash.
+        yield Settings(
+            environment="test",
+            database_url=url,
+            signing_key_cache_seconds=0,
+            redis_prefix=f"gateway_test_{run_id}:",
+        )
+
+
+@pytest.fixture(scope="session")
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    """The real Redis the gateway uses (keys of this run only are removed afterwards)."""
+    r = Redis.from_url(settings.redis_url)
+    yield r
+    keys = [k async for k in r.scan_iter(match=f"{settings.redis_prefix}*", count=500)]
+    if keys:
+        await r.delete(*keys)
+    await r.aclose()
 
 
 @pytest.fixture(scope="session")

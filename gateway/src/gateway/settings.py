@@ -33,6 +33,15 @@ class Settings(ServiceSettings):
     lockout_max_failures: int = 5
     lockout_seconds: int = 900
 
+    # Resident SMS one-time codes (Redis at ``redis_url``; every key starts with ``redis_prefix``, so
+    # parallel test runs and several gateways on one Redis do not clash).
+    redis_prefix: str = "gateway:"
+    sms_code_ttl_seconds: int = Field(default=300, ge=60, le=900)
+    sms_code_max_attempts: int = Field(default=5, ge=1, le=10)
+    sms_phone_interval_seconds: int = Field(default=60, ge=1)
+    sms_phone_daily_limit: int = Field(default=10, ge=1)
+    sms_ip_hourly_limit: int = Field(default=20, ge=1)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -91,7 +91,12 @@ async def test_authorization_server_metadata(client, settings):
     )
     assert meta["revocation_endpoint"].endswith("/oauth/revoke")
     assert meta["introspection_endpoint"].endswith("/oauth/introspect")
-    assert set(meta["grant_types_supported"]) == {"password", "client_credentials", "refresh_token"}
+    assert set(meta["grant_types_supported"]) == {
+        "password",
+        "client_credentials",
+        "refresh_token",
+        "urn:utilis:params:oauth:grant-type:sms-otp",
+    }
     assert "bills:read" in meta["scopes_supported"]
 
 

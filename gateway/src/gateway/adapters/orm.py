@@ -81,7 +81,7 @@ class OAuthClient(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     client_type: Mapped[str] = mapped_column(String(20))  # public | confidential
     secret_hash: Mapped[str | None] = mapped_column(Text, comment="argon2id; null for public clients")
-    grant_types: Mapped[list[str]] = mapped_column(ARRAY(String(40)))
+    grant_types: Mapped[list[str]] = mapped_column(ARRAY(String(100)))
     scopes: Mapped[list[str]] = mapped_column(ARRAY(String(64)), comment="the most it may be granted")
     channel: Mapped[str] = mapped_column(String(40), comment="attributed to every token it obtains")
     status: Mapped[str] = mapped_column(String(20), default="active")  # active | disabled
@@ -140,3 +140,16 @@ class RevokedAccessToken(TimestampMixin, Base):
     jti: Mapped[str] = mapped_column(String(64), primary_key=True)
     subject: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class ResidentAccount(Base):
+    """An account a resident may act on, bound to their phone (by its blind index: no phone stored).
+    Filled by ``bind_accounts`` (the ``gateway bind-phone`` CLI for now; later the consumer of the
+    customer service's ``customer.account.opened`` / ``customer.account.transferred`` events)."""
+
+    __tablename__ = "resident_accounts"
+
+    phone_bidx: Mapped[str] = mapped_column(String(64), primary_key=True, comment="blind index, field phone")
+    account_no: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+    bound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    source: Mapped[str] = mapped_column(String(40), comment="manual | customer.account.opened | ...")

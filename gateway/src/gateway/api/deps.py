@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from gateway.domain.requests import parse_form
+from gateway.domain.requests import parse_form, parse_form_or_json
 from gateway.service_layer.context import OAuthContext
 from utilis_shared.db import UnitOfWork
 
@@ -22,6 +22,7 @@ def get_context(request: Request) -> OAuthContext:
         settings=state.settings,
         hasher=state.hasher,
         tokens=state.tokens,
+        sms_codes=state.sms_codes,
     )
 
 
@@ -29,5 +30,11 @@ async def get_form(request: Request) -> dict[str, str]:
     return parse_form(await request.body(), request.headers.get("content-type"))
 
 
+async def get_form_or_json(request: Request) -> dict[str, str]:
+    """For the non-OAuth endpoints the apps call directly (``/oauth/sms-codes``): a form or a JSON object."""
+    return parse_form_or_json(await request.body(), request.headers.get("content-type"))
+
+
 Context = Annotated[OAuthContext, Depends(get_context)]
 Form = Annotated[dict[str, str], Depends(get_form)]
+FormOrJson = Annotated[dict[str, str], Depends(get_form_or_json)]

@@ -7,19 +7,23 @@ from typing import Any
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, Response
 
-from gateway.api.deps import Context, Form
+from gateway.api.deps import Context, Form, FormOrJson
 from gateway.api.schemas import (
+    SMS_CODE_REQUEST_SCHEMA,
     TOKEN_FORM_SCHEMA,
     TOKEN_PARAM_FORM_SCHEMA,
     IntrospectionResponse,
     Jwks,
     OAuthErrorResponse,
+    SmsCodeSent,
     TokenResponse,
     form_body,
+    form_or_json_body,
 )
 from gateway.domain.scopes import SCOPES
 from gateway.service_layer import endpoints
 from gateway.service_layer.grants import GRANTS
+from utilis_shared.errors import problem_responses
 
 router = APIRouter()
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -32,7 +36,8 @@ OAUTH_ERRORS: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/oauth/token",
     tags=["oauth"],
-    summary="Issue tokens (password for staff, client_credentials for partners, refresh_token)",
+    summary="Issue tokens (password for staff, client_credentials for partners, sms-otp for residents, "
+    "refresh_token)",
     response_model=TokenResponse,
     responses=OAUTH_ERRORS,
     openapi_extra=form_body(TOKEN_FORM_SCHEMA),
@@ -42,6 +47,21 @@ async def token(
 ) -> JSONResponse:
     issued = await endpoints.token(ctx, form, authorization)
     return JSONResponse(issued.to_response(), headers=NO_STORE)
+
+
+@router.post(
+    "/oauth/sms-codes",
+    tags=["oauth"],
+    summary="Send a resident a 6-digit sign-in code by SMS (same answer for unknown phones)",
+    status_code=202,
+    response_model=SmsCodeSent,
+    responses={**OAUTH_ERRORS, **problem_responses(429)},
+    openapi_extra=form_or_json_body(SMS_CODE_REQUEST_SCHEMA),
+)
+async def sms_codes(ctx: Context, form: FormOrJson, request: Request) -> JSONResponse:
+    client_ip = request.client.host if request.client else "unknown"
+    expires_in = await endpoints.send_sms_code(ctx, form, client_ip)
+    return JSONResponse({"expires_in": expires_in}, status_code=202, headers=NO_STORE)
 
 
 @router.post(

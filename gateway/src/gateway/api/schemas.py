@@ -62,7 +62,17 @@ TOKEN_FORM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["grant_type"],
     "properties": {
-        "grant_type": {"type": "string", "enum": ["password", "client_credentials", "refresh_token"]},
+        "grant_type": {
+            "type": "string",
+            "enum": [
+                "password",
+                "client_credentials",
+                "refresh_token",
+                "urn:utilis:params:oauth:grant-type:sms-otp",
+            ],
+        },
+        "phone": {"type": "string", "description": "sms-otp grant (residents): mainland mobile number"},
+        "code": {"type": "string", "description": "sms-otp grant: the code from POST /oauth/sms-codes"},
         "username": {"type": "string", "description": "password grant (staff)"},
         "password": {"type": "string", "format": "password", "description": "password grant (staff)"},
         "refresh_token": {"type": "string", "description": "refresh_token grant"},
@@ -82,6 +92,32 @@ TOKEN_PARAM_FORM_SCHEMA: dict[str, Any] = {
         "client_secret": {"type": "string", "format": "password"},
     },
 }
+
+
+SMS_CODE_REQUEST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["phone", "client_id"],
+    "properties": {
+        "phone": {"type": "string", "description": "mainland China mobile number (+86 optional)"},
+        "client_id": {"type": "string", "description": "a public client registered for the sms-otp grant"},
+    },
+}
+
+
+class SmsCodeSent(BaseModel):
+    expires_in: int = Field(description="seconds the code is valid (whether or not the phone is known)")
+
+
+def form_or_json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": schema},
+                "application/json": {"schema": schema},
+            },
+        }
+    }
 
 
 def form_body(schema: dict[str, Any]) -> dict[str, Any]:

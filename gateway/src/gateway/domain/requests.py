@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_plus
@@ -38,6 +39,22 @@ def parse_form(body: bytes, content_type: str | None) -> dict[str, str]:
         if value != "":
             params[name] = value
     return params
+
+
+def parse_form_or_json(body: bytes, content_type: str | None) -> dict[str, str]:
+    """A form (as ``parse_form``) or a JSON object of strings (empty values dropped)."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/json":
+        return parse_form(body, content_type)
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise invalid_request("The request body is not valid JSON.") from exc
+    if not isinstance(document, dict) or not all(
+        isinstance(v, str) and len(v) <= MAX_PARAMETER_LENGTH for v in document.values()
+    ):
+        raise invalid_request("The request body must be a JSON object of strings.")
+    return {k: v for k, v in document.items() if v != ""}
 
 
 @dataclass(frozen=True)
@@ -80,4 +97,11 @@ def require_params(params: Mapping[str, str], *names: str) -> list[str]:
     return [params[n] for n in names]
 
 
-__all__ = ["ClientCredentials", "OAuthError", "client_credentials", "parse_form", "require_params"]
+__all__ = [
+    "ClientCredentials",
+    "OAuthError",
+    "client_credentials",
+    "parse_form",
+    "parse_form_or_json",
+    "require_params",
+]

@@ -6,6 +6,7 @@ gateway rotate-keys                      new active signing key; the old one sta
 gateway add-staff USERNAME --role R      a staff account (password generated, printed once, if not given)
 gateway add-client CLIENT_ID --scope S   a partner client (secret generated, printed once, if not given)
 gateway seed-demo                        demo staff and partner clients (refused outside development)
+gateway bind-phone PHONE ACCOUNT_NO...   bind accounts to a resident's phone (development; events later)
 """
 
 from __future__ import annotations
@@ -163,6 +164,20 @@ def seed_demo() -> None:
     typer.echo(
         f"demo staff password: {DEMO_PASSWORD} (see README, Gateway)" if added else "demo data already there"
     )
+
+
+@app.command("bind-phone")
+def bind_phone(phone: str, account_no: list[str]) -> None:
+    """Bind accounts to a resident's phone number (its blind index is stored, never the phone)."""
+    from gateway.service_layer.residents import bind_accounts
+    from gateway.service_layer.sms_codes import InvalidPhone
+    from utilis_shared.pii import mask_phone
+
+    try:
+        added = _in_transaction(get_settings(), lambda uow: bind_accounts(uow, phone, account_no))
+    except InvalidPhone as exc:
+        raise typer.BadParameter(str(exc.detail)) from exc
+    typer.echo(f"{mask_phone(phone)}: bound {', '.join(added) if added else 'nothing new'}")
 
 
 @app.command("settings")

@@ -7,25 +7,30 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
 
 from gateway import __version__
 from gateway.adapters.crypto import SecretHasher
+from gateway.adapters.sms import DevelopmentSmsSender
 from gateway.api.routes import NO_STORE, router
 from gateway.domain.oauth import OAuthError
 from gateway.service_layer.keys import KeyRing
+from gateway.service_layer.sms_codes import SmsCodes
 from gateway.service_layer.tokens import TokenService
 from gateway.settings import Settings, get_settings
 from utilis_shared.db import create_engine, create_session_factory
-from utilis_shared.health import HealthCheck, database_check
+from utilis_shared.health import HealthCheck, database_check, redis_check
 from utilis_shared.logging import configure_logging
 from utilis_shared.pii import PiiCipher
 from utilis_shared.web import create_app
 
 DESCRIPTION = """
 The Utilis OAuth 2.0 authorization server: access tokens (JWT, ES256, `kid`, short-lived) for staff
-(password grant, argon2id, lockout), partner systems (client credentials with per-client scopes), and
-rotated refresh tokens with reuse detection; revocation (RFC 7009), introspection (RFC 7662), JWKS with
-key rotation, metadata (RFC 8414). Every service verifies these tokens itself against the JWKS.
+(password grant, argon2id, lockout), residents (phone + SMS one-time code from `POST /oauth/sms-codes`,
+grant `urn:utilis:params:oauth:grant-type:sms-otp`), partner systems (client credentials with per-client
+scopes), and rotated refresh tokens with reuse detection; revocation (RFC 7009), introspection
+(RFC 7662), JWKS with key rotation, metadata (RFC 8414). Every service verifies these tokens itself
+against the JWKS.
 
 OAuth endpoints take `application/x-www-form-urlencoded` bodies and answer errors as
 `{"error", "error_description"}` (RFC 6749 §5.2) with `Cache-Control: no-store`.
@@ -42,15 +47,23 @@ def create(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.session_factory = create_session_factory(engine)
         app.state.hasher = SecretHasher()
-        app.state.keys = KeyRing(app.state.session_factory, PiiCipher.from_settings(settings), settings)
+        cipher = PiiCipher.from_settings(settings)
+        app.state.keys = KeyRing(app.state.session_factory, cipher, settings)
         app.state.tokens = TokenService(settings, app.state.keys)
+        app.state.redis = Redis.from_url(settings.redis_url)
+        app.state.sms_sender = DevelopmentSmsSender(development=settings.is_development)
+        app.state.sms_codes = SmsCodes(app.state.redis, cipher, app.state.sms_sender, settings)
         try:
             yield
         finally:
+            await app.state.redis.aclose()
             await engine.dispose()
 
     def readiness(app: FastAPI) -> list[HealthCheck]:
-        return [HealthCheck("database", database_check(app.state.engine))]
+        return [
+            HealthCheck("database", database_check(app.state.engine)),
+            HealthCheck("redis", redis_check(app.state.redis)),
+        ]
 
     app = create_app(
         settings,

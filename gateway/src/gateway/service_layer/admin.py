@@ -14,7 +14,12 @@ from utilis_shared.auth import Role
 from utilis_shared.db import UnitOfWork
 
 ROLES = tuple(r.value for r in Role)
-CLIENT_GRANTS = ("password", "client_credentials", "refresh_token")
+CLIENT_GRANTS = (
+    "password",
+    "client_credentials",
+    "refresh_token",
+    "urn:utilis:params:oauth:grant-type:sms-otp",
+)
 MIN_PASSWORD_LENGTH = 10
 
 

@@ -1,4 +1,5 @@
-"""What every OAuth use case works with: the unit of work, settings, hashing, tokens, the lockout rules."""
+"""What every OAuth use case works with: the unit of work, settings, hashing, tokens, the lockout rules,
+the residents' SMS codes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import timedelta
 
 from gateway.adapters.crypto import SecretHasher
 from gateway.domain.lockout import LockoutPolicy
+from gateway.service_layer.sms_codes import SmsCodes
 from gateway.service_layer.tokens import TokenService
 from gateway.settings import Settings
 from utilis_shared.db import UnitOfWork
@@ -19,6 +21,7 @@ class OAuthContext:
     settings: Settings
     hasher: SecretHasher
     tokens: TokenService
+    sms_codes: SmsCodes | None = None
 
     @property
     def lockout(self) -> LockoutPolicy:

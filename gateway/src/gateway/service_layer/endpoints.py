@@ -1,6 +1,6 @@
-"""The three OAuth endpoints as use cases: token (RFC 6749), revocation (RFC 7009), introspection
-(RFC 7662). Each runs in one transaction; a refusal that must leave a trace (a counted failure, a revoked
-family) commits it before the error goes out."""
+"""The OAuth endpoints as use cases: token (RFC 6749), revocation (RFC 7009), introspection
+(RFC 7662), and sending a resident's SMS code. Each runs in one transaction; a refusal that must leave a
+trace (a counted failure, a revoked family) commits it before the error goes out."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from gateway.domain.refresh import TokenStatus
 from gateway.domain.requests import client_credentials, require_params
 from gateway.service_layer.clients import authenticate_client
 from gateway.service_layer.context import OAuthContext
-from gateway.service_layer.grants import GRANTS
+from gateway.service_layer.grants import GRANTS, sms_otp
 from gateway.service_layer.grants.refresh_token import revoke_family
 from gateway.service_layer.tokens import IssuedTokens
 from utilis_shared.timeutil import utcnow
@@ -55,6 +55,19 @@ async def _token(ctx: OAuthContext, params: Mapping[str, str], authorization: st
     ):
         raise unauthorized_client(f"This client may not use the {grant_type} grant.")
     return await grant.handle(ctx, client, params)
+
+
+async def send_sms_code(ctx: OAuthContext, params: Mapping[str, str], client_ip: str) -> int:
+    """Send a sign-in code to a resident's phone; the code's lifetime. The answer is the same whether or
+    not the phone is bound to any account (no enumeration); the limits answer 429 (``RateLimited``)."""
+    async with ctx.uow:
+        client = await authenticate_client(ctx, client_credentials(params, None))
+        if sms_otp.NAME not in client.grant_types:
+            raise unauthorized_client("This client may not use the SMS-code sign-in.")
+    (phone,) = require_params(params, "phone")
+    if ctx.sms_codes is None:  # pragma: no cover - wired by the app factory
+        raise RuntimeError("SMS codes are not configured")
+    return await ctx.sms_codes.send(phone, client_ip)
 
 
 async def revoke(ctx: OAuthContext, params: Mapping[str, str], authorization: str | None) -> None:

@@ -1,7 +1,7 @@
 """One module per grant type; the token endpoint looks the handler up here.
 
 A handler checks the grant's own parameters, decides who the token speaks for (a ``Grant``) and issues
-through ``ctx.tokens``. The next grants (resident SMS code, assisted service, authorization code with
+through ``ctx.tokens``. The next grants (assisted service, authorization code with
 PKCE) are new modules in this package and one line in ``GRANTS``.
 """
 
@@ -25,9 +25,9 @@ class GrantType:
 
 
 def _registry() -> dict[str, GrantType]:
-    from gateway.service_layer.grants import client_credentials, password, refresh_token
+    from gateway.service_layer.grants import client_credentials, password, refresh_token, sms_otp
 
-    grants = (password.GRANT, client_credentials.GRANT, refresh_token.GRANT)
+    grants = (password.GRANT, client_credentials.GRANT, refresh_token.GRANT, sms_otp.GRANT)
     return {g.name: g for g in grants}
 
 

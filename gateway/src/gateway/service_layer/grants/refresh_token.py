@@ -1,7 +1,7 @@
 """``grant_type=refresh_token`` (RFC 6749 §6) with rotation and reuse detection (``domain/refresh.py``).
 
 The subject is looked up again: a staff member disabled since sign-in gets nothing more (and the family
-is revoked), one whose roles changed gets the current roles.
+is revoked), one whose roles changed gets the current roles, a resident the accounts bound now.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from gateway.domain.requests import require_params
 from gateway.domain.scopes import grant_scopes, parse_scope
 from gateway.service_layer.context import OAuthContext
 from gateway.service_layer.grants import GrantType
+from gateway.service_layer.residents import bound_accounts
 from gateway.service_layer.tokens import IssuedTokens
 from utilis_shared.db import UnitOfWork
 from utilis_shared.timeutil import utcnow
@@ -71,6 +72,12 @@ async def handle(ctx: OAuthContext, client: OAuthClient, params: Mapping[str, st
             await revoke_family(ctx.uow, family, "subject_disabled")
             raise invalid_grant("The account is no longer active.", keep_changes=True)
         roles = sorted_unique(staff.roles)
+    context = family.context
+    if family.subject_kind == "resident" and "phone_bidx" in context:
+        # Accounts bound or unbound since sign-in count from the next refresh on.
+        account_nos = await bound_accounts(ctx.uow, str(context["phone_bidx"]))
+        context = {**context, "account_nos": list(account_nos)}
+        family.context = context
 
     token.status = TokenStatus.ROTATED.value
     token.used_at = now
@@ -81,8 +88,8 @@ async def handle(ctx: OAuthContext, client: OAuthClient, params: Mapping[str, st
         channel=family.channel,
         roles=roles,
         scopes=scopes,
-        account_nos=tuple(family.context.get("account_nos", ())),
-        context=family.context,
+        account_nos=tuple(context.get("account_nos", ())),
+        context=context,
     )
     return await ctx.tokens.issue(ctx.uow, grant, family=family)
 
