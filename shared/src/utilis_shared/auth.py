@@ -26,6 +26,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from utilis_shared.errors import Forbidden, Unauthorized
+from utilis_shared.settings import ServiceSettings
 
 ALLOWED_ALGORITHMS = ["ES256", "RS256"]
 
@@ -145,6 +146,16 @@ class TokenVerifier:
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> TokenVerifier:
+        """The verifier every service API builds at start-up: the issuer's JWKS, issuer, audience, leeway."""
+        return cls(
+            JwksKeySet(settings.jwks_url),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway=settings.jwt_leeway_seconds,
+        )
 
     async def verify(self, token: str) -> Principal:
         try:

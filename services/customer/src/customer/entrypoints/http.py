@@ -12,7 +12,7 @@ from customer import __version__
 from customer.api.routes import router
 from customer.domain.accounts import LifecycleError
 from customer.settings import Settings, get_settings
-from utilis_shared.auth import JwksKeySet, TokenVerifier
+from utilis_shared.auth import TokenVerifier
 from utilis_shared.db import create_engine, create_session_factory
 from utilis_shared.errors import Conflict, problem_response
 from utilis_shared.health import HealthCheck, KafkaProbe, database_check
@@ -40,12 +40,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = create_session_factory(engine)
         app.state.cipher = PiiCipher.from_settings(settings)
         app.state.kafka_probe = KafkaProbe(settings.kafka_bootstrap)
-        app.state.token_verifier = TokenVerifier(
-            JwksKeySet(settings.jwks_url),
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            leeway=settings.jwt_leeway_seconds,
-        )
+        app.state.token_verifier = TokenVerifier.from_settings(settings)
         try:
             yield
         finally:
