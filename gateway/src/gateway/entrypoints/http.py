@@ -14,10 +14,11 @@ from gateway.adapters.crypto import SecretHasher
 from gateway.adapters.sms import DevelopmentSmsSender
 from gateway.api.routes import NO_STORE, router
 from gateway.domain.oauth import OAuthError
-from gateway.service_layer.keys import KeyRing
+from gateway.service_layer.keys import KeyRing, OwnJwks
 from gateway.service_layer.sms_codes import SmsCodes
 from gateway.service_layer.tokens import TokenService
 from gateway.settings import Settings, get_settings
+from utilis_shared.auth import TokenVerifier
 from utilis_shared.db import create_engine, create_session_factory
 from utilis_shared.health import HealthCheck, database_check, redis_check
 from utilis_shared.logging import configure_logging
@@ -50,6 +51,13 @@ def create(settings: Settings | None = None) -> FastAPI:
         cipher = PiiCipher.from_settings(settings)
         app.state.keys = KeyRing(app.state.session_factory, cipher, settings)
         app.state.tokens = TokenService(settings, app.state.keys)
+        # Bearer tokens on the gateway's own API and on proxied routes: verified like every service does.
+        app.state.token_verifier = TokenVerifier(
+            OwnJwks(app.state.keys),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            leeway=settings.jwt_leeway_seconds,
+        )
         app.state.redis = Redis.from_url(settings.redis_url)
         app.state.sms_sender = DevelopmentSmsSender(development=settings.is_development)
         app.state.sms_codes = SmsCodes(app.state.redis, cipher, app.state.sms_sender, settings)

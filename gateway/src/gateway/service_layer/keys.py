@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.adapters import crypto
 from gateway.adapters.orm import SigningKey
 from gateway.settings import Settings
+from utilis_shared.auth import JwksKeySet
 from utilis_shared.pii import PiiCipher
 from utilis_shared.timeutil import utcnow
 
@@ -133,3 +134,16 @@ class KeyRing:
 
     def forget_cached(self) -> None:
         self._active = None
+
+
+class OwnJwks(JwksKeySet):
+    """The gateway's own published keys for ``utilis_shared.auth.TokenVerifier``, read from the database
+    instead of over HTTP: the gateway verifies bearer tokens (its own API, the proxy) exactly as every
+    service does, with the same algorithm allow-list, ``kid`` rule, issuer, audience and leeway."""
+
+    def __init__(self, ring: KeyRing, *, max_age_seconds: float = 30.0) -> None:
+        super().__init__("gateway:own-keys", min_refresh_seconds=1.0, max_age_seconds=max_age_seconds)
+        self._ring = ring
+
+    async def _fetch(self) -> dict[str, Any]:
+        return await self._ring.jwks()
