@@ -42,6 +42,32 @@ class Settings(ServiceSettings):
     sms_phone_daily_limit: int = Field(default=10, ge=1)
     sms_ip_hourly_limit: int = Field(default=20, ge=1)
 
+    # ---- The front door: routing to the services (gateway/src/gateway/domain/policy.py says who may) ----
+    # Service name -> base URL; /api/<name>/<path> goes to <base URL>/<path>. Set by `make up` from
+    # deploy/platform.yaml, by the chart from the services' Kubernetes Service names.
+    upstreams: dict[str, str] = Field(default_factory=dict)
+    upstream_connect_timeout_seconds: float = 1.0
+    upstream_read_timeout_seconds: float = 10.0
+    upstream_max_connections: int = 200
+    upstream_attempts: int = Field(default=3, ge=1, le=5, description="first try included")
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=10.0, gt=0)
+    # Rate limits (GCRA in Redis): requests per minute. Residents at the heating-fee peak often share a
+    # carrier-grade NAT address, so the per-IP limit is generous and the per-user one does the work.
+    rate_limit_user_per_minute: int = Field(default=300, ge=1)
+    rate_limit_ip_per_minute: int = Field(default=6000, ge=1)
+    rate_limit_partner_per_minute: int = Field(default=12000, ge=1)
+    rate_limit_callback_ip_per_minute: int = Field(default=6000, ge=1)
+    # Provider/bank callbacks (no OAuth2; the payment service checks their signatures): the networks each
+    # provider calls from. A provider not listed here cannot reach its callback path.
+    callback_networks: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            p: ["127.0.0.1/32", "::1/128"] for p in ("wechat", "alipay", "bank", "unionpay", "simulator")
+        }
+    )
+    # Merged OpenAPI document: how long a service's document is reused before asking it again.
+    openapi_cache_seconds: float = 60.0
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -23,6 +23,7 @@ def get_context(request: Request) -> OAuthContext:
         hasher=state.hasher,
         tokens=state.tokens,
         sms_codes=state.sms_codes,
+        limiter=state.limiter,
     )
 
 

@@ -11,10 +11,15 @@ from redis.asyncio import Redis
 
 from gateway import __version__
 from gateway.adapters.crypto import SecretHasher
+from gateway.adapters.ratelimit import RateLimiter
 from gateway.adapters.sms import DevelopmentSmsSender
+from gateway.adapters.upstreams import UpstreamConfig, Upstreams
+from gateway.api import proxy as proxy_api
 from gateway.api.routes import NO_STORE, router
 from gateway.domain.oauth import OAuthError
 from gateway.service_layer.keys import KeyRing, OwnJwks
+from gateway.service_layer.openapi import MergedOpenApi
+from gateway.service_layer.proxy import Proxy
 from gateway.service_layer.sms_codes import SmsCodes
 from gateway.service_layer.tokens import TokenService
 from gateway.settings import Settings, get_settings
@@ -61,9 +66,26 @@ def create(settings: Settings | None = None) -> FastAPI:
         app.state.redis = Redis.from_url(settings.redis_url)
         app.state.sms_sender = DevelopmentSmsSender(development=settings.is_development)
         app.state.sms_codes = SmsCodes(app.state.redis, cipher, app.state.sms_sender, settings)
+        app.state.limiter = RateLimiter(app.state.redis, settings.redis_prefix)
+        app.state.upstreams = Upstreams(
+            settings.upstreams,
+            UpstreamConfig(
+                connect_timeout=settings.upstream_connect_timeout_seconds,
+                read_timeout=settings.upstream_read_timeout_seconds,
+                max_connections=settings.upstream_max_connections,
+                attempts=settings.upstream_attempts,
+                breaker_failures=settings.breaker_failures,
+                breaker_reset_seconds=settings.breaker_reset_seconds,
+            ),
+        )
+        app.state.proxy = Proxy(settings, app.state.token_verifier, app.state.limiter, app.state.upstreams)
+        app.state.merged_openapi = MergedOpenApi(
+            app.state.upstreams.client, settings.upstreams, settings.openapi_cache_seconds
+        )
         try:
             yield
         finally:
+            await app.state.upstreams.aclose()
             await app.state.redis.aclose()
             await engine.dispose()
 
@@ -78,7 +100,8 @@ def create(settings: Settings | None = None) -> FastAPI:
         title="Utilis gateway",
         description=DESCRIPTION,
         version=__version__,
-        routers=[router],
+        # The proxy's catch-all /api/{service}/... comes last: the gateway's own routes match first.
+        routers=[router, proxy_api.router],
         lifespan=lifespan,
         readiness=readiness,
     )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from gateway.adapters.crypto import SecretHasher
+from gateway.adapters.ratelimit import RateLimiter
 from gateway.domain.lockout import LockoutPolicy
 from gateway.service_layer.sms_codes import SmsCodes
 from gateway.service_layer.tokens import TokenService
@@ -22,6 +23,8 @@ class OAuthContext:
     hasher: SecretHasher
     tokens: TokenService
     sms_codes: SmsCodes | None = None
+    # The proxy's deny list of revoked access tokens (Redis), filled by the revocation endpoint.
+    limiter: RateLimiter | None = None
 
     @property
     def lockout(self) -> LockoutPolicy:

@@ -73,6 +73,7 @@ async def send_sms_code(ctx: OAuthContext, params: Mapping[str, str], client_ip:
 async def revoke(ctx: OAuthContext, params: Mapping[str, str], authorization: str | None) -> None:
     """RFC 7009: revoke a refresh token (its whole family) or an access token (its ``jti``). Unknown,
     expired or foreign tokens are answered the same way (200), so the endpoint reveals nothing."""
+    denied: tuple[str, int] | None = None
     async with ctx.uow:
         client = await authenticate_client(ctx, client_credentials(params, authorization))
         (raw,) = require_params(params, "token")
@@ -95,11 +96,15 @@ async def revoke(ctx: OAuthContext, params: Mapping[str, str], authorization: st
                     .on_conflict_do_nothing()
                 )
                 log.info("access token revoked", extra={"subject": str(claims["sub"])})
+                denied = (str(claims["jti"]), int(claims["exp"]) - int(utcnow().timestamp()) + 60)
         # Keep the deny list small: a revoked token that has expired needs no entry.
         await ctx.uow.session.execute(
             delete(RevokedAccessToken).where(RevokedAccessToken.expires_at < utcnow())
         )
         await ctx.uow.commit()
+    if denied is not None and ctx.limiter is not None:
+        # The gateway's front door refuses it from now on (services cannot see revocations).
+        await ctx.limiter.deny_token(*denied)
 
 
 async def introspect(

@@ -1,0 +1,49 @@
+"""The front door's routes: ``/api/<service>/...`` to the services, ``/callbacks/...`` to the payment
+service, and the merged OpenAPI document with its Swagger UI. Included last, after every route the
+gateway answers itself (``/api/gateway/...``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from gateway.service_layer import openapi
+from gateway.service_layer.proxy import Proxy
+
+router = APIRouter()
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _proxy(request: Request) -> Proxy:
+    return request.app.state.proxy
+
+
+@router.get("/api/openapi.json", include_in_schema=False)
+async def merged_openapi(request: Request) -> JSONResponse:
+    state = request.app.state
+    documents, missing = await state.merged_openapi.documents()
+    own: dict[str, Any] = request.app.openapi()
+    doc = openapi.merge(
+        own, documents, state.proxy.policy, token_url=f"{state.settings.public_url.rstrip('/')}/oauth/token"
+    )
+    if missing:
+        doc["x-utilis-unavailable"] = missing
+    return JSONResponse(doc)
+
+
+@router.get("/api/docs", include_in_schema=False)
+async def merged_docs() -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/api/openapi.json", title="Utilis API (through the gateway)")
+
+
+@router.api_route("/api/{service}/{path:path}", methods=METHODS, include_in_schema=False)
+async def to_service(request: Request, service: str, path: str) -> Response:
+    return await _proxy(request).api(request, service, path)
+
+
+@router.api_route("/callbacks/{path:path}", methods=METHODS, include_in_schema=False)
+async def provider_callback(request: Request, path: str) -> Response:
+    return await _proxy(request).callback(request, path)

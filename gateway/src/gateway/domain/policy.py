@@ -1,0 +1,172 @@
+"""Who may call what through the gateway: one declarative table, deny by default.
+
+Every proxied route is a row: the upstream service, the HTTP method, the path template as the service
+declares it (``/accounts/{account_no}``) and who is admitted — staff by role (admin passes every role
+check), partners by scope, residents (their object-level check is the service's: a resident's token
+carries the accounts they may act on), or nobody with a token at all (provider callbacks, which the
+payment service authenticates by signature, behind an IP allow-list).
+
+A request that matches no row is refused before it reaches any service (403 ``no_policy``), so a route
+added to a service stays unreachable from outside until someone writes its row here. The services check
+the same rules again from the token's claims: the gateway is the first gate, not the only one.
+
+The gateway answers from this table only the coarse question (may this kind of caller use this route?);
+it never widens what a service allows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from utilis_shared.auth import Principal, Role
+
+RESIDENT_SELF_SERVICE = "residents"
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who a route admits. ``public`` routes take no token (callbacks); everything else needs one."""
+
+    roles: frozenset[str] = frozenset()
+    scopes: frozenset[str] = frozenset()
+    residents: bool = False
+    public: bool = False
+
+    def __or__(self, other: Access) -> Access:
+        return Access(
+            roles=self.roles | other.roles,
+            scopes=self.scopes | other.scopes,
+            residents=self.residents or other.residents,
+            public=self.public or other.public,
+        )
+
+    def admits(self, principal: Principal) -> bool:
+        if principal.is_staff:
+            return bool(self.roles) and principal.has_role(*self.roles)
+        if principal.kind == "partner":
+            return bool(self.scopes & principal.scopes)
+        if principal.is_resident:
+            return self.residents
+        return False
+
+    def describe(self) -> str:
+        if self.public:
+            return "public (provider signature checked by the service; IP allow-list)"
+        parts = []
+        if self.roles:
+            parts.append("staff: " + ", ".join(sorted(self.roles)) + " (admin passes)")
+        if self.scopes:
+            parts.append("partners: " + " | ".join(sorted(self.scopes)))
+        if self.residents:
+            parts.append("residents: own accounts only")
+        return "; ".join(parts)
+
+
+def staff(*roles: str) -> Access:
+    return Access(roles=frozenset(roles))
+
+
+def partners(*scopes: str) -> Access:
+    return Access(scopes=frozenset(scopes))
+
+
+RESIDENTS = Access(residents=True)
+PUBLIC = Access(public=True)
+
+
+@dataclass(frozen=True)
+class RoutePolicy:
+    service: str
+    method: str
+    path: str  # the service's own path template
+    access: Access
+    # Rate-limit family (settings.rate_limits): "default", or "callback" for the providers' callbacks.
+    limit: str = "default"
+    pattern: re.Pattern[str] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", _compile(self.path))
+
+    @property
+    def template(self) -> str:
+        """How metrics and logs name the route (bounded: never the concrete path)."""
+        prefix = "/callbacks" if self.limit == "callback" else f"/api/{self.service}"
+        path = self.path.removeprefix("/callbacks") if self.limit == "callback" else self.path
+        return f"{prefix}{path}"
+
+
+_PARAM = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+
+
+def _compile(template: str) -> re.Pattern[str]:
+    out, last = [], 0
+    for m in _PARAM.finditer(template):
+        out.append(re.escape(template[last : m.start()]))
+        out.append(r"[^/]+")
+        last = m.end()
+    out.append(re.escape(template[last:]))
+    return re.compile("^" + "".join(out) + "$")
+
+
+class PolicyTable:
+    def __init__(self, rows: Iterable[RoutePolicy]) -> None:
+        self.rows = tuple(rows)
+        seen: set[tuple[str, str, str]] = set()
+        for row in self.rows:
+            key = (row.service, row.method, row.path)
+            if key in seen:
+                raise ValueError(f"duplicate policy row {key}")
+            seen.add(key)
+        # Literal segments win over parameters (``/accounts/search`` before ``/accounts/{account_no}``).
+        self._by_service: dict[str, list[RoutePolicy]] = {}
+        for row in sorted(self.rows, key=lambda r: -r.path.count("/") * 100 + r.path.count("{")):
+            self._by_service.setdefault(row.service, []).append(row)
+
+    def match(self, service: str, method: str, path: str) -> RoutePolicy | None:
+        method = "GET" if method == "HEAD" else method
+        for row in self._by_service.get(service, ()):
+            if row.method == method and row.pattern.match(path):
+                return row
+        return None
+
+    def services(self) -> set[str]:
+        return set(self._by_service)
+
+
+# The roles of the customer service's route families (services/customer/src/customer/api/deps.py).
+FRONT_OFFICE = staff(Role.AGENT, Role.BILLING_CLERK)
+READERS = staff(Role.AGENT, Role.BILLING_CLERK, Role.DISPATCHER)
+METER_STAFF = staff(Role.AGENT, Role.BILLING_CLERK, Role.TECHNICIAN)
+ADMIN = staff(Role.ADMIN)
+ACCOUNT_READERS = partners("accounts:read")  # banks confirm an account (masked holder) before collecting
+
+# fmt: off
+POLICY = PolicyTable([
+    # ---- customer ------------------------------------------------------------------------------------
+    RoutePolicy("customer", "POST",  "/customers",                                   FRONT_OFFICE),
+    RoutePolicy("customer", "GET",   "/customers",                                   READERS),
+    RoutePolicy("customer", "GET",   "/customers/{customer_id}",                     READERS),
+    RoutePolicy("customer", "PATCH", "/customers/{customer_id}",                     FRONT_OFFICE),
+    RoutePolicy("customer", "GET",   "/customers/{customer_id}/view",                READERS),
+    RoutePolicy("customer", "POST",  "/customers/{customer_id}/merges",              ADMIN),
+    RoutePolicy("customer", "GET",   "/customers/{customer_id}/audit",               ADMIN),
+    RoutePolicy("customer", "POST",  "/accounts",                                    FRONT_OFFICE),
+    RoutePolicy("customer", "GET",   "/accounts/{account_no}",       READERS | RESIDENTS | ACCOUNT_READERS),
+    RoutePolicy("customer", "GET",   "/accounts/{account_no}/view",                  READERS | RESIDENTS),
+    RoutePolicy("customer", "PATCH", "/accounts/{account_no}",                       FRONT_OFFICE),
+    RoutePolicy("customer", "POST",  "/accounts/{account_no}/transfers",             FRONT_OFFICE),
+    RoutePolicy("customer", "POST",  "/accounts/{account_no}/suspension",            FRONT_OFFICE),
+    RoutePolicy("customer", "POST",  "/accounts/{account_no}/resumption",            FRONT_OFFICE),
+    RoutePolicy("customer", "POST",  "/accounts/{account_no}/closure",               FRONT_OFFICE),
+    RoutePolicy("customer", "POST",  "/accounts/{account_no}/meters",                METER_STAFF),
+    RoutePolicy("customer", "POST",  "/accounts/{account_no}/meters/{serial_no}/replacement", METER_STAFF),
+    RoutePolicy("customer", "PATCH", "/premises/{premise_id}",                       FRONT_OFFICE),
+    RoutePolicy("customer", "GET",   "/duplicates",                                  ADMIN),
+    RoutePolicy("customer", "POST",  "/duplicates/{flag_id}/dismissal",              ADMIN),
+    # ---- payment: providers' and banks' asynchronous notifications -----------------------------------
+    RoutePolicy("payment",  "POST",  "/callbacks/{provider}",                 PUBLIC, limit="callback"),
+    RoutePolicy("payment",  "POST",  "/callbacks/{provider}/{kind}",          PUBLIC, limit="callback"),
+])
+# fmt: on

@@ -1,0 +1,159 @@
+"""The policy table and the forwarding rules, as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.domain import forwarding
+from gateway.domain.policy import POLICY, PUBLIC, RESIDENTS, PolicyTable, RoutePolicy, partners, staff
+from gateway.service_layer.openapi import merge
+from utilis_shared.auth import Principal
+
+
+def who(kind: str, roles: tuple[str, ...] = (), scopes: tuple[str, ...] = ()) -> Principal:
+    return Principal(subject="s", kind=kind, roles=frozenset(roles), scopes=frozenset(scopes))
+
+
+def test_a_literal_segment_wins_over_a_parameter_and_head_follows_get():
+    table = PolicyTable(
+        [
+            RoutePolicy("x", "GET", "/accounts/{account_no}", staff("agent")),
+            RoutePolicy("x", "GET", "/accounts/search", staff("analyst")),
+        ]
+    )
+    assert table.match("x", "GET", "/accounts/search").path == "/accounts/search"
+    assert table.match("x", "HEAD", "/accounts/123").path == "/accounts/{account_no}"
+    assert table.match("x", "GET", "/accounts/123/extra") is None
+    assert table.match("x", "POST", "/accounts/123") is None
+    assert table.match("y", "GET", "/accounts/123") is None
+
+
+def test_duplicate_rows_are_a_mistake():
+    with pytest.raises(ValueError, match="duplicate"):
+        PolicyTable([RoutePolicy("x", "GET", "/a", PUBLIC), RoutePolicy("x", "GET", "/a", RESIDENTS)])
+
+
+def test_access_admits_by_kind():
+    access = staff("agent") | partners("accounts:read") | RESIDENTS
+    assert access.admits(who("staff", ("agent",)))
+    assert access.admits(who("staff", ("admin",)))  # admin passes every role check
+    assert not access.admits(who("staff", ("inspector",)))
+    assert access.admits(who("partner", scopes=("accounts:read", "bills:read")))
+    assert not access.admits(who("partner", scopes=("bills:read",)))
+    assert access.admits(who("resident"))
+    assert not staff("agent").admits(who("resident"))
+    assert not staff().admits(who("staff", ("admin",)))  # a row with no roles admits no staff at all
+
+
+def test_the_customer_service_routes_in_the_table():
+    assert POLICY.match("customer", "GET", "/accounts/2301/view").access.residents
+    assert not POLICY.match("customer", "GET", "/customers").access.residents
+    assert POLICY.match("customer", "DELETE", "/accounts/2301") is None
+    assert POLICY.match("payment", "POST", "/callbacks/wechat/notify").access.public
+    templates = {row.template for row in POLICY.rows}
+    assert "/api/customer/accounts/{account_no}/view" in templates
+    assert "/callbacks/{provider}/{kind}" in templates
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        (b"/a/1%2F..%2Fb", "/a/1/../b"),
+        (b"/a/1%5cb", "/a/1\\b"),
+        (b"/a//b", "/a//b"),
+        (b"/a/./b", "/a/./b"),
+        (b"/a/../b", "/a/../b"),
+        (b"/a/b%00", "/a/b\x00"),
+    ],
+)
+def test_ambiguous_paths_are_refused(raw, path):
+    with pytest.raises(forwarding.BadPath):
+        forwarding.check_path(raw, path)
+
+
+def test_plain_paths_pass():
+    forwarding.check_path(b"/accounts/2301000001/view", "/accounts/2301000001/view")
+    forwarding.check_path(b"/customers/%E5%BC%A0", "/customers/张")
+
+
+def test_hop_by_hop_headers_never_travel():
+    out = forwarding.request_headers(
+        [
+            ("Connection", "keep-alive, X-Hop"),
+            ("X-Hop", "1"),
+            ("TE", "trailers"),
+            ("Upgrade", "h2c"),
+            ("Host", "gw"),
+            ("Content-Length", "3"),
+            ("Authorization", "Bearer t"),
+            ("Idempotency-Key", "k"),
+        ],
+        client_ip="10.0.0.1",
+        scheme="https",
+        host="gw",
+        prefix="/api/customer",
+    )
+    names = {n.lower() for n, _ in out}
+    assert names == {
+        "authorization",
+        "idempotency-key",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-prefix",
+    }
+    public = forwarding.request_headers(
+        [("Authorization", "Bearer t"), ("Cookie", "a=b"), ("X-Sig", "s")],
+        client_ip="1.2.3.4",
+        scheme="https",
+        host=None,
+        prefix="",
+        drop_authorization=True,
+    )
+    assert {n.lower() for n, _ in public} == {
+        "x-sig",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-prefix",
+    }
+    back = forwarding.response_headers(
+        [("Connection", "close, X-Up"), ("X-Up", "1"), ("Content-Type", "a/b")]
+    )
+    assert back == [("Content-Type", "a/b")]
+
+
+def test_only_safe_requests_may_be_repeated():
+    assert forwarding.may_retry("GET", [])
+    assert forwarding.may_retry("PUT", [])
+    assert not forwarding.may_retry("POST", [])
+    assert not forwarding.may_retry("PATCH", [("Content-Type", "x")])
+    assert forwarding.may_retry("POST", [("Idempotency-Key", "abc")])
+
+
+def test_the_merged_openapi_prefixes_paths_and_components_and_leaves_out_unopened_routes():
+    service_doc = {
+        "paths": {
+            "/accounts/{account_no}/view": {
+                "get": {"tags": ["accounts"], "responses": {"200": {"$ref": "#/components/schemas/View"}}}
+            },
+            "/internal/reindex": {"post": {"responses": {}}},
+        },
+        "components": {"schemas": {"View": {"type": "object"}, "Problem": {"type": "object"}}},
+    }
+    own = {
+        "openapi": "3.1.0",
+        "info": {"title": "gw"},
+        "paths": {"/oauth/token": {"post": {}}},
+        "components": {},
+    }
+    doc = merge(own, {"customer": service_doc}, POLICY, token_url="https://gw/oauth/token")
+    assert "/oauth/token" in doc["paths"]
+    op = doc["paths"]["/api/customer/accounts/{account_no}/view"]["get"]
+    assert op["responses"]["200"]["$ref"] == "#/components/schemas/customer__View"
+    assert "residents" in op["x-utilis-access"] and op["security"]
+    assert "/api/customer/internal/reindex" not in doc["paths"]
+    assert {"customer__View", "customer__Problem"} <= set(doc["components"]["schemas"])
+    assert (
+        doc["components"]["securitySchemes"]["oauth2"]["flows"]["password"]["tokenUrl"]
+        == "https://gw/oauth/token"
+    )
