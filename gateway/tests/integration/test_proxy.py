@@ -148,7 +148,7 @@ async def test_an_allowed_request_reaches_the_service_with_the_forwarding_header
     agent = await token(roles=("agent",))
     async with gateway() as (_, client):
         r = await client.get(
-            "/api/customer/accounts/2301000001/view?lang=zh&x=1",
+            "/api/customer/v1/accounts/2301000001/view?lang=zh&x=1",
             headers={
                 **bearer(agent),
                 "X-Request-ID": "req-abc-123",
@@ -161,7 +161,7 @@ async def test_an_allowed_request_reaches_the_service_with_the_forwarding_header
         )
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["method"] == "GET" and body["path"] == "/accounts/2301000001/view"
+    assert body["method"] == "GET" and body["path"] == "/v1/accounts/2301000001/view"
     assert body["query"] == "lang=zh&x=1"
     seen = {k: v for k, v in body["headers"]}
     assert seen["authorization"] == f"Bearer {agent}"  # the service verifies the token itself
@@ -180,13 +180,13 @@ async def test_an_allowed_request_reaches_the_service_with_the_forwarding_header
 @pytest.mark.parametrize(
     ("method", "path", "kind", "roles", "status", "code"),
     [
-        ("GET", "/api/customer/internal/settings", "staff", ("admin",), 403, "no_policy"),
-        ("DELETE", "/api/customer/accounts/2301000001", "staff", ("admin",), 403, "no_policy"),
+        ("GET", "/api/customer/v1/internal/settings", "staff", ("admin",), 403, "no_policy"),
+        ("DELETE", "/api/customer/v1/accounts/2301000001", "staff", ("admin",), 403, "no_policy"),
         ("GET", "/api/nosuchservice/anything", "staff", ("admin",), 404, "unknown_service"),
-        ("GET", "/api/customer/customers", "staff", ("inspector",), 403, "forbidden"),
-        ("GET", "/api/customer/customers", "resident", (), 403, "forbidden"),
-        ("POST", "/api/customer/customers/x/merges", "staff", ("agent",), 403, "forbidden"),
-        ("GET", "/api/customer/customers", "partner", (), 403, "forbidden"),
+        ("GET", "/api/customer/v1/customers", "staff", ("inspector",), 403, "forbidden"),
+        ("GET", "/api/customer/v1/customers", "resident", (), 403, "forbidden"),
+        ("POST", "/api/customer/v1/customers/x/merges", "staff", ("agent",), 403, "forbidden"),
+        ("GET", "/api/customer/v1/customers", "partner", (), 403, "forbidden"),
     ],
 )
 async def test_the_policy_table_refuses_before_the_service_sees_anything(
@@ -206,11 +206,11 @@ async def test_the_policy_table_refuses_before_the_service_sees_anything(
 async def test_roles_scopes_and_residents_that_the_table_admits(gateway, token):
     async with gateway() as (_, client):
         agent = await token(roles=("agent",))
-        assert (await client.get("/api/customer/customers?q=x", headers=bearer(agent))).status_code == 200
+        assert (await client.get("/api/customer/v1/customers?q=x", headers=bearer(agent))).status_code == 200
         admin = await token(roles=("admin",))  # admin passes every role check
-        assert (await client.get("/api/customer/duplicates", headers=bearer(admin))).status_code == 200
+        assert (await client.get("/api/customer/v1/duplicates", headers=bearer(admin))).status_code == 200
         resident = await token("resident", account_nos=("2301000001",))
-        r = await client.get("/api/customer/accounts/2301000002/view", headers=bearer(resident))
+        r = await client.get("/api/customer/v1/accounts/2301000002/view", headers=bearer(resident))
         # The gateway admits residents on this route; the object-level check is the service's.
         assert r.status_code == 200
 
@@ -276,11 +276,11 @@ async def test_tokens_the_front_door_refuses(gateway, token, settings, echo):
         )
         for name, t in cases.items():
             headers = {} if t is None else bearer(t)
-            r = await client.get("/api/customer/customers", headers=headers)
+            r = await client.get("/api/customer/v1/customers", headers=headers)
             assert r.status_code == 401, (name, r.text)
             assert r.headers["www-authenticate"].startswith("Bearer"), name
             assert r.json()["code"] in ("unauthorized", "invalid_token", "token_expired"), name
-        assert (await client.get("/api/customer/customers", headers=bearer(good))).status_code == 200
+        assert (await client.get("/api/customer/v1/customers", headers=bearer(good))).status_code == 200
     assert len(state.seen) == before + 1
 
 
@@ -298,10 +298,10 @@ async def test_a_revoked_access_token_is_refused_at_the_front_door(gateway, staf
         )
         assert issued.status_code == 200, issued.text
         access = issued.json()["access_token"]
-        assert (await client.get("/api/customer/customers", headers=bearer(access))).status_code == 200
+        assert (await client.get("/api/customer/v1/customers", headers=bearer(access))).status_code == 200
         revoked = await client.post("/oauth/revoke", data={"token": access, "client_id": "staff-console"})
         assert revoked.status_code == 200
-        r = await client.get("/api/customer/customers", headers=bearer(access))
+        r = await client.get("/api/customer/v1/customers", headers=bearer(access))
         assert r.status_code == 401 and r.json()["code"] == "token_revoked"
 
 
@@ -309,14 +309,14 @@ async def test_rate_limits_per_user_answer_429_with_retry_after(gateway, token):
     async with gateway(rate_limit_user_per_minute=3) as (_, client):
         first, second = await token(roles=("agent",)), await token(roles=("agent",))
         statuses = [
-            (await client.get("/api/customer/customers", headers=bearer(first))).status_code for _ in range(4)
+            (await client.get("/api/customer/v1/customers", headers=bearer(first))).status_code for _ in range(4)
         ]
         assert statuses == [200, 200, 200, 429]
-        r = await client.get("/api/customer/customers", headers=bearer(first))
+        r = await client.get("/api/customer/v1/customers", headers=bearer(first))
         assert r.json()["code"] == "rate_limited"
         assert 1 <= int(r.headers["retry-after"]) <= 20  # one request per 20 s refills
         # Another user is not affected.
-        assert (await client.get("/api/customer/customers", headers=bearer(second))).status_code == 200
+        assert (await client.get("/api/customer/v1/customers", headers=bearer(second))).status_code == 200
 
 
 async def test_rate_limit_per_ip_and_per_partner(gateway, token):
@@ -324,14 +324,14 @@ async def test_rate_limit_per_ip_and_per_partner(gateway, token):
         statuses = []
         for _ in range(3):
             t = await token(roles=("agent",))  # a new user each time: the address is what is limited
-            statuses.append((await client.get("/api/customer/customers", headers=bearer(t))).status_code)
+            statuses.append((await client.get("/api/customer/v1/customers", headers=bearer(t))).status_code)
         assert statuses == [200, 200, 429]
     async with gateway(rate_limit_partner_per_minute=1) as (_, client):
         bank = await token("partner", scopes=frozenset({"accounts:read"}), subject="bank-x")
         again = await token("partner", scopes=frozenset({"accounts:read"}), subject="bank-x")
-        assert (await client.get("/api/customer/accounts/1/view", headers=bearer(bank))).status_code == 403
-        r1 = await client.get("/api/customer/accounts/1", headers=bearer(bank))
-        r2 = await client.get("/api/customer/accounts/1", headers=bearer(again))  # same client, new token
+        assert (await client.get("/api/customer/v1/accounts/1/view", headers=bearer(bank))).status_code == 403
+        r1 = await client.get("/api/customer/v1/accounts/1", headers=bearer(bank))
+        r2 = await client.get("/api/customer/v1/accounts/1", headers=bearer(again))  # same client, new token
         assert (r1.status_code, r2.status_code) == (200, 429)
 
 
@@ -341,19 +341,19 @@ async def test_idempotent_requests_are_retried_and_writes_are_not(gateway, token
     async with gateway(upstream_attempts=3) as (_, client):
         key = uuid.uuid4().hex
         r = await client.get(
-            "/api/customer/customers", headers={**bearer(agent), "x-test-key": key, "x-test-fail-times": "2"}
+            "/api/customer/v1/customers", headers={**bearer(agent), "x-test-key": key, "x-test-fail-times": "2"}
         )
         assert r.status_code == 200 and state.attempts[key] == 3
         key = uuid.uuid4().hex
         r = await client.post(
-            "/api/customer/customers",
+            "/api/customer/v1/customers",
             headers={**bearer(agent), "x-test-key": key, "x-test-fail-times": "1"},
             json={},
         )
         assert r.status_code == 503 and state.attempts[key] == 1  # a write without a key: never repeated
         key = uuid.uuid4().hex
         r = await client.post(
-            "/api/customer/customers",
+            "/api/customer/v1/customers",
             headers={**bearer(agent), "x-test-key": key, "x-test-fail-times": "1", "Idempotency-Key": key},
             json={},
         )
@@ -363,14 +363,14 @@ async def test_idempotent_requests_are_retried_and_writes_are_not(gateway, token
 async def test_a_slow_service_is_a_504_and_a_dead_one_a_502(gateway, token):
     agent = await token(roles=("agent",))
     async with gateway(upstream_read_timeout_seconds=0.2, upstream_attempts=1) as (_, client):
-        r = await client.get("/api/customer/customers", headers={**bearer(agent), "x-test-sleep": "0.6"})
+        r = await client.get("/api/customer/v1/customers", headers={**bearer(agent), "x-test-sleep": "0.6"})
         assert r.status_code == 504 and r.json()["code"] == "upstream_timeout"
     dead = f"http://127.0.0.1:{free_port()}"
     async with gateway(upstreams={"customer": dead}, upstream_attempts=2) as (_, client):
-        r = await client.post("/api/customer/customers", headers=bearer(agent), json={})
+        r = await client.post("/api/customer/v1/customers", headers=bearer(agent), json={})
         assert r.status_code == 502 and r.json()["code"] == "bad_gateway"
     async with gateway(upstreams={}) as (_, client):
-        r = await client.get("/api/customer/customers", headers=bearer(agent))
+        r = await client.get("/api/customer/v1/customers", headers=bearer(agent))
         assert r.status_code == 503 and r.json()["code"] == "service_unavailable"
 
 
@@ -380,14 +380,14 @@ async def test_the_circuit_opens_after_repeated_failures_and_closes_after_a_good
     async with gateway(breaker_failures=3, breaker_reset_seconds=0.5, upstream_attempts=1) as (app, client):
         failing = {**bearer(agent), "x-test-status": "503"}
         for _ in range(3):
-            assert (await client.post("/api/customer/customers", headers=failing, json={})).status_code == 503
+            assert (await client.post("/api/customer/v1/customers", headers=failing, json={})).status_code == 503
         before = len(state.seen)
-        r = await client.get("/api/customer/customers", headers=bearer(agent))
+        r = await client.get("/api/customer/v1/customers", headers=bearer(agent))
         assert r.status_code == 503 and r.json()["code"] == "upstream_unavailable"
         assert "retry-after" in r.headers
         assert len(state.seen) == before  # not called while open
         await asyncio.sleep(0.6)
-        assert (await client.get("/api/customer/customers", headers=bearer(agent))).status_code == 200
+        assert (await client.get("/api/customer/v1/customers", headers=bearer(agent))).status_code == 200
         assert not app.state.upstreams.breakers["customer"].is_open
 
 
@@ -397,13 +397,13 @@ async def test_paths_that_could_mean_another_route_and_oversized_bodies_are_refu
     before = len(state.seen)
     async with gateway(max_body_bytes=1000) as (_, client):
         for path in (
-            "/api/customer/accounts/1%2F..%2F..%2Fduplicates",
-            "/api/customer/accounts//view",
+            "/api/customer/v1/accounts/1%2F..%2F..%2Fduplicates",
+            "/api/customer/v1/accounts//view",
         ):
             r = await client.get(path, headers=bearer(agent))
             assert r.status_code in (400, 403), (path, r.text)
             assert r.json()["code"] in ("bad_path", "no_policy"), path
-        r = await client.post("/api/customer/customers", headers=bearer(agent), content=b"x" * 5000)
+        r = await client.post("/api/customer/v1/customers", headers=bearer(agent), content=b"x" * 5000)
         assert r.status_code == 413 and r.json()["code"] == "payload_too_large"
     assert len(state.seen) == before
 
@@ -451,7 +451,7 @@ async def test_proxied_requests_are_counted_per_route_channel_and_refusal_reason
     resident = await token("resident", account_nos=("2301000001",))
     route = {
         "upstream": "customer",
-        "route": "/api/customer/accounts/{account_no}/view",
+        "route": "/api/customer/v1/accounts/{account_no}/view",
         "method": "GET",
         "status": "200",
     }
@@ -460,9 +460,9 @@ async def test_proxied_requests_are_counted_per_route_channel_and_refusal_reason
     refused_before = value("utilis_gateway_auth_failures_total", reason="no_policy")
     async with gateway() as (_, client):
         assert (
-            await client.get("/api/customer/accounts/2301000001/view", headers=bearer(resident))
+            await client.get("/api/customer/v1/accounts/2301000001/view", headers=bearer(resident))
         ).status_code == 200
-        assert (await client.get("/api/customer/nothing-here", headers=bearer(resident))).status_code == 403
+        assert (await client.get("/api/customer/v1/nothing-here", headers=bearer(resident))).status_code == 403
     assert value("utilis_gateway_upstream_requests_total", **route) == before + 1
     assert value("utilis_gateway_channel_requests_total", channel="mobile_app") == channel_before + 1
     assert value("utilis_gateway_auth_failures_total", reason="no_policy") == refused_before + 1

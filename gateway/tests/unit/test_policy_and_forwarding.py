@@ -46,12 +46,12 @@ def test_access_admits_by_kind():
 
 
 def test_the_customer_service_routes_in_the_table():
-    assert POLICY.match("customer", "GET", "/accounts/2301/view").access.residents
-    assert not POLICY.match("customer", "GET", "/customers").access.residents
-    assert POLICY.match("customer", "DELETE", "/accounts/2301") is None
+    assert POLICY.match("customer", "GET", "/v1/accounts/2301/view").access.residents
+    assert not POLICY.match("customer", "GET", "/v1/customers").access.residents
+    assert POLICY.match("customer", "DELETE", "/v1/accounts/2301") is None
     assert POLICY.match("payment", "POST", "/callbacks/wechat/notify").access.public
     templates = {row.template for row in POLICY.rows}
-    assert "/api/customer/accounts/{account_no}/view" in templates
+    assert "/api/customer/v1/accounts/{account_no}/view" in templates
     assert "/callbacks/{provider}/{kind}" in templates
 
 
@@ -133,10 +133,10 @@ def test_only_safe_requests_may_be_repeated():
 def test_the_merged_openapi_prefixes_paths_and_components_and_leaves_out_unopened_routes():
     service_doc = {
         "paths": {
-            "/accounts/{account_no}/view": {
+            "/v1/accounts/{account_no}/view": {
                 "get": {"tags": ["accounts"], "responses": {"200": {"$ref": "#/components/schemas/View"}}}
             },
-            "/internal/reindex": {"post": {"responses": {}}},
+            "/v1/internal/reindex": {"post": {"responses": {}}},
         },
         "components": {"schemas": {"View": {"type": "object"}, "Problem": {"type": "object"}}},
     }
@@ -148,10 +148,10 @@ def test_the_merged_openapi_prefixes_paths_and_components_and_leaves_out_unopene
     }
     doc = merge(own, {"customer": service_doc}, POLICY, token_url="https://gw/oauth/token")
     assert "/oauth/token" in doc["paths"]
-    op = doc["paths"]["/api/customer/accounts/{account_no}/view"]["get"]
+    op = doc["paths"]["/api/customer/v1/accounts/{account_no}/view"]["get"]
     assert op["responses"]["200"]["$ref"] == "#/components/schemas/customer__View"
     assert "residents" in op["x-utilis-access"] and op["security"]
-    assert "/api/customer/internal/reindex" not in doc["paths"]
+    assert "/api/customer/v1/internal/reindex" not in doc["paths"]
     assert {"customer__View", "customer__Problem"} <= set(doc["components"]["schemas"])
     assert (
         doc["components"]["securitySchemes"]["oauth2"]["flows"]["password"]["tokenUrl"]

@@ -140,31 +140,33 @@ FRONT_OFFICE = staff(Role.AGENT, Role.BILLING_CLERK)
 READERS = staff(Role.AGENT, Role.BILLING_CLERK, Role.DISPATCHER)
 METER_STAFF = staff(Role.AGENT, Role.BILLING_CLERK, Role.TECHNICIAN)
 ADMIN = staff(Role.ADMIN)
-ACCOUNT_READERS = partners("accounts:read")  # banks confirm an account (masked holder) before collecting
+BANKS = partners("accounts:read")  # banks confirm an account (masked holder) before collecting
+OWN_ACCOUNT = READERS | RESIDENTS  # residents pass here; the service lets them see only their own
+ACCOUNT_LOOKUP = OWN_ACCOUNT | BANKS
 
 # fmt: off
 POLICY = PolicyTable([
     # ---- customer ------------------------------------------------------------------------------------
-    RoutePolicy("customer", "POST",  "/customers",                                   FRONT_OFFICE),
-    RoutePolicy("customer", "GET",   "/customers",                                   READERS),
-    RoutePolicy("customer", "GET",   "/customers/{customer_id}",                     READERS),
-    RoutePolicy("customer", "PATCH", "/customers/{customer_id}",                     FRONT_OFFICE),
-    RoutePolicy("customer", "GET",   "/customers/{customer_id}/view",                READERS),
-    RoutePolicy("customer", "POST",  "/customers/{customer_id}/merges",              ADMIN),
-    RoutePolicy("customer", "GET",   "/customers/{customer_id}/audit",               ADMIN),
-    RoutePolicy("customer", "POST",  "/accounts",                                    FRONT_OFFICE),
-    RoutePolicy("customer", "GET",   "/accounts/{account_no}",       READERS | RESIDENTS | ACCOUNT_READERS),
-    RoutePolicy("customer", "GET",   "/accounts/{account_no}/view",                  READERS | RESIDENTS),
-    RoutePolicy("customer", "PATCH", "/accounts/{account_no}",                       FRONT_OFFICE),
-    RoutePolicy("customer", "POST",  "/accounts/{account_no}/transfers",             FRONT_OFFICE),
-    RoutePolicy("customer", "POST",  "/accounts/{account_no}/suspension",            FRONT_OFFICE),
-    RoutePolicy("customer", "POST",  "/accounts/{account_no}/resumption",            FRONT_OFFICE),
-    RoutePolicy("customer", "POST",  "/accounts/{account_no}/closure",               FRONT_OFFICE),
-    RoutePolicy("customer", "POST",  "/accounts/{account_no}/meters",                METER_STAFF),
-    RoutePolicy("customer", "POST",  "/accounts/{account_no}/meters/{serial_no}/replacement", METER_STAFF),
-    RoutePolicy("customer", "PATCH", "/premises/{premise_id}",                       FRONT_OFFICE),
-    RoutePolicy("customer", "GET",   "/duplicates",                                  ADMIN),
-    RoutePolicy("customer", "POST",  "/duplicates/{flag_id}/dismissal",              ADMIN),
+    RoutePolicy("customer", "POST",  "/v1/customers",                                         FRONT_OFFICE),
+    RoutePolicy("customer", "GET",   "/v1/customers",                                         READERS),
+    RoutePolicy("customer", "GET",   "/v1/customers/{customer_id}",                           READERS),
+    RoutePolicy("customer", "PATCH", "/v1/customers/{customer_id}",                           FRONT_OFFICE),
+    RoutePolicy("customer", "GET",   "/v1/customers/{customer_id}/view",                      READERS),
+    RoutePolicy("customer", "POST",  "/v1/customers/{customer_id}/merges",                    ADMIN),
+    RoutePolicy("customer", "GET",   "/v1/customers/{customer_id}/audit",                     ADMIN),
+    RoutePolicy("customer", "POST",  "/v1/accounts",                                          FRONT_OFFICE),
+    RoutePolicy("customer", "GET",   "/v1/accounts/{account_no}",                             ACCOUNT_LOOKUP),
+    RoutePolicy("customer", "GET",   "/v1/accounts/{account_no}/view",                        OWN_ACCOUNT),
+    RoutePolicy("customer", "PATCH", "/v1/accounts/{account_no}",                             FRONT_OFFICE),
+    RoutePolicy("customer", "POST",  "/v1/accounts/{account_no}/transfers",                   FRONT_OFFICE),
+    RoutePolicy("customer", "POST",  "/v1/accounts/{account_no}/suspension",                  FRONT_OFFICE),
+    RoutePolicy("customer", "POST",  "/v1/accounts/{account_no}/resumption",                  FRONT_OFFICE),
+    RoutePolicy("customer", "POST",  "/v1/accounts/{account_no}/closure",                     FRONT_OFFICE),
+    RoutePolicy("customer", "POST",  "/v1/accounts/{account_no}/meters",                      METER_STAFF),
+    RoutePolicy("customer", "POST",  "/v1/accounts/{account_no}/meters/{serial_no}/replacement", METER_STAFF),
+    RoutePolicy("customer", "PATCH", "/v1/premises/{premise_id}",                             FRONT_OFFICE),
+    RoutePolicy("customer", "GET",   "/v1/duplicates",                                        ADMIN),
+    RoutePolicy("customer", "POST",  "/v1/duplicates/{flag_id}/dismissal",                    ADMIN),
     # ---- payment: providers' and banks' asynchronous notifications -----------------------------------
     RoutePolicy("payment",  "POST",  "/callbacks/{provider}",                 PUBLIC, limit="callback"),
     RoutePolicy("payment",  "POST",  "/callbacks/{provider}/{kind}",          PUBLIC, limit="callback"),

@@ -155,6 +155,19 @@ async def test_resident_sees_only_own_accounts(client, auth, open_account):
     )
 
 
+async def test_a_bank_with_accounts_read_looks_up_any_account_and_nothing_else(client, issuer, open_account):
+    account = await open_account()
+    no = account["account_no"]
+    bank = {"Authorization": f"Bearer {issuer.partner('icbc-test', 'accounts:read')}"}
+    other_scope = {"Authorization": f"Bearer {issuer.partner('regulator-test', 'reports:read')}"}
+    found = await client.get(f"/v1/accounts/{no}", headers=bank)
+    assert found.status_code == 200 and found.json()["account_no"] == no
+    assert_problem(await client.get(f"/v1/accounts/{no}", headers=other_scope), 403, "forbidden")
+    # The 360° view and customer records stay with staff and the residents themselves.
+    assert_problem(await client.get(f"/v1/accounts/{no}/view", headers=bank), 403, "forbidden")
+    assert_problem(await client.get("/v1/customers", headers=bank), 403, "forbidden")
+
+
 async def test_reveal_needs_an_allowed_role_and_is_audited(
     client, auth, open_account, person, session_factory
 ):

@@ -19,6 +19,7 @@ from customer.api import schemas as s
 from customer.api.deps import (
     PII_REVEAL_ROLES,
     CanAudit,
+    CanLookUpAccount,
     CanManageMeters,
     CanMerge,
     CanRead,
@@ -314,7 +315,7 @@ async def open_account(
     summary="One account with its premise and meters",
     tags=["accounts"],
 )
-async def get_account(account_no: AccountNoPath, uow: Uow, principal: CanReadAccount) -> dict[str, Any]:
+async def get_account(account_no: AccountNoPath, uow: Uow, principal: CanLookUpAccount) -> dict[str, Any]:
     ensure_account_access(principal, account_no)
     async with uow:
         account = await repository.get_account(uow.session, account_no)
