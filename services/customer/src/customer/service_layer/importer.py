@@ -44,6 +44,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
@@ -71,6 +72,11 @@ CACHE_ENTRIES = 20_000  # customers and premises remembered across batches (memo
 DUPLICATE_REASON = "same_phone_and_property_cert"
 AUDIT_ACTION = "customer.archive.imported"
 REPORT_COLUMNS = ("row_no", "account_no", "severity", "field", "code", "message")
+
+
+class ArchiveNotEmpty(RuntimeError):
+    """An initial load was required (``initial_load=True``) but the archive already holds customers or
+    premises (or another session holds them locked)."""
 
 
 class ConcurrentChange(RuntimeError):
@@ -162,6 +168,7 @@ class ImportSummary:
     path: str
     run_id: uuid.UUID = field(default_factory=_new_id)
     dry_run: bool = False
+    initial_load: bool = False  # loaded into an empty archive in one transaction (see _InitialLoad)
     rows_read: int = 0
     rows_valid: int = 0
     rows_rejected: int = 0
@@ -215,6 +222,8 @@ class ImportSummary:
         ]
         if self.unknown_columns:
             lines.append(f"ignored columns:         {', '.join(self.unknown_columns)}")
+        if self.initial_load:
+            lines.append("loaded as:               initial load (empty archive; indexes built at the end)")
         if not self.dry_run:
             lines += [
                 f"customers:               {self.customers_created} created, {self.customers_reused} reused",
@@ -372,6 +381,28 @@ def _columns(records: list[tuple[Any, ...]], width: int) -> list[Any]:
 
 _OUTBOX_COLUMNS = ("id", "topic", "key", "event_type", "payload", "headers")
 
+# An initial load's COPY columns: a batch's records, then the constants the INSERTs above write.
+_COPY_CUSTOMERS = (
+    "id", "customer_no", "kind", "name", "id_type", "id_number_enc", "id_number_bidx", "id_number_masked",
+    "status", "source", "version",
+)  # fmt: skip
+_COPY_CONTACTS = ("id", "customer_id", "kind", "phone_enc", "phone_bidx", "phone_masked", "is_primary")
+_COPY_TAGS = ("customer_id", "tag", "created_by")
+_COPY_PREMISES = (
+    "id", "district", "community", "building", "unit", "room", "address", "address_key", "heated_area_m2",
+    "property_cert_no", "version",
+)  # fmt: skip
+_COPY_ACCOUNTS = (
+    "id", "account_no", "customer_id", "premise_id", "utility", "customer_class", "household_size",
+    "opened_on", "status", "version",
+)  # fmt: skip
+_COPY_METERS = (
+    "id", "account_id", "serial_no", "kind", "reading_mode", "installed_on", "multiplier", "initial_reading",
+    "status",
+)  # fmt: skip
+_ONE = Decimal(1)
+_ZERO = Decimal(0)
+
 # Pairs of active customers sharing a phone (blind index) and a property certificate on the premise of one
 # of their accounts, at least one of them given an account by this run, not flagged before in either
 # direction. The newer record (UUIDv7 sorts by creation time) is the suspected duplicate of the older one.
@@ -412,6 +443,121 @@ _INSERT_AUDIT = """
 INSERT INTO audit_log (id, actor, actor_kind, channel, action, entity_type, entity_id, changes, request_id)
 VALUES ($1, $2, $3, NULL, $4, 'customer_archive_import', $5, $6::text::jsonb, $7)
 """
+
+
+# ---------------------------------------------------------------------------------------------------
+# Initial load
+#
+# Loading a whole archive into an empty database costs PostgreSQL several times more when every row
+# updates twenty index entries (two of them trigram GIN entries) and checks its foreign keys one by one
+# than when the indexes are built once, in bulk, at the end. So an import that finds the archive tables
+# empty runs as one transaction that locks them, drops their indexes and foreign keys (their definitions
+# read from the catalog first, so the migrations stay the one source of truth), COPYs every batch
+# straight into the tables, and creates the very same indexes and constraints again before it commits.
+# The unique indexes and the foreign keys are validated when they are re-created: a violation fails the
+# run and rolls everything back (the in-memory resolution of customers, premises and contacts is what
+# keeps them unique, as the ON CONFLICT inserts do otherwise).
+#
+# The price: while it runs, the archive tables are locked (the API's reads of them wait; run it before
+# opening the service), and the load is all or nothing: a crash half-way leaves the archive empty, and
+# the next run is an initial load again. Once anything is in the archive, imports take the incremental
+# path, which is what makes re-runs create nothing twice.
+
+_INITIAL_LOAD_TABLES = ("customers", "customer_contacts", "customer_tags", "premises", "accounts", "meters")
+
+_ARCHIVE_EMPTY = "SELECT NOT EXISTS (SELECT 1 FROM customers) AND NOT EXISTS (SELECT 1 FROM premises)"
+
+_LOCK_ARCHIVE = (
+    "LOCK TABLE customers, customer_contacts, customer_tags, premises, accounts, meters, duplicate_flags "
+    "IN ACCESS EXCLUSIVE MODE"
+)
+
+# What to drop and how to create it again, in dropping order: foreign keys from or to the tables, then
+# primary-key and unique constraints, then the other indexes (trigram, partial unique, plain).
+_INDEX_DEFINITIONS = """
+WITH t AS (SELECT unnest($1::regclass[]) AS rel)
+SELECT 1 AS phase, format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop_sql,
+       format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname,
+              pg_get_constraintdef(c.oid)) AS create_sql
+FROM pg_constraint c
+WHERE c.contype = 'f' AND (c.conrelid IN (SELECT rel FROM t) OR c.confrelid IN (SELECT rel FROM t))
+UNION ALL
+SELECT 2, format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname),
+       format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname,
+              pg_get_constraintdef(c.oid))
+FROM pg_constraint c
+WHERE c.contype IN ('p', 'u', 'x') AND c.conrelid IN (SELECT rel FROM t)
+UNION ALL
+SELECT 3, format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid)
+FROM pg_index i
+WHERE i.indrelid IN (SELECT rel FROM t)
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c
+                  WHERE c.conindid = i.indexrelid AND c.conrelid = i.indrelid
+                    AND c.contype IN ('p', 'u', 'x'))
+ORDER BY 1, 2
+"""
+
+
+class _InitialLoad:
+    """The one transaction of an initial load, on the write connection, with what it dropped."""
+
+    def __init__(self, pg: Any, transaction: Any, recreate: list[str]) -> None:
+        self.pg = pg
+        self.transaction = transaction
+        self.recreate = recreate
+
+    @classmethod
+    async def begin(cls, pg: Any, *, required: bool) -> _InitialLoad | None:
+        """Start an initial load if the archive is empty; ``None`` (nothing started) if it is not, or if
+        another session holds the tables for more than a few seconds, unless ``required``."""
+        if not await pg.fetchval(_ARCHIVE_EMPTY):
+            if required:
+                raise ArchiveNotEmpty("an initial load needs an empty archive (no customers, no premises)")
+            return None
+        transaction = pg.transaction()
+        await transaction.start()
+        try:
+            outcome = await cls._lock_and_drop(pg)
+        except BaseException:
+            await transaction.rollback()
+            raise
+        if isinstance(outcome, str):
+            await transaction.rollback()
+            if required:
+                raise ArchiveNotEmpty(outcome)
+            return None
+        return cls(pg, transaction, outcome)
+
+    @staticmethod
+    async def _lock_and_drop(pg: Any) -> list[str] | str:
+        """The statements that re-create what was dropped, or why nothing was."""
+        await pg.execute(
+            "SET LOCAL lock_timeout = '5s'; SET LOCAL synchronous_commit = off; "
+            "SET LOCAL maintenance_work_mem = '256MB'"
+        )
+        try:
+            await pg.execute(_LOCK_ARCHIVE)
+        except asyncpg.LockNotAvailableError:
+            return "the archive tables are in use by another session"
+        if not await pg.fetchval(_ARCHIVE_EMPTY):  # written between the first look and the lock
+            return "an initial load needs an empty archive (no customers, no premises)"
+        await pg.execute("SET LOCAL lock_timeout = 0")
+        definitions = await pg.fetch(_INDEX_DEFINITIONS, list(_INITIAL_LOAD_TABLES))
+        for d in definitions:
+            await pg.execute(d["drop_sql"])
+        return [d["create_sql"] for d in reversed(definitions)]
+
+    async def rebuild(self) -> None:
+        """Create the indexes and constraints again (plain indexes, unique ones, then foreign keys, which
+        are validated here in one pass each)."""
+        for sql in self.recreate:
+            await self.pg.execute(sql)
+
+    async def commit(self) -> None:
+        await self.transaction.commit()
+
+    async def rollback(self) -> None:
+        await self.transaction.rollback()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -469,7 +615,12 @@ class _Loader:
         actor: str,
         source: str,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        initial_load: bool = False,
     ) -> None:
+        # In an initial load (:class:`_InitialLoad`) the archive tables were empty and stay locked by this
+        # run's one transaction: nothing needs looking up, and the caches are never trimmed (a forgotten
+        # customer could not be found again: the rows are not committed yet).
+        self.initial_load = initial_load
         # The caches are trimmed to their newest half, never below what the batches in flight use.
         self.cache_limit = max(CACHE_ENTRIES, 8 * batch_size)
         self.read = read
@@ -509,7 +660,11 @@ class _Loader:
         read = self.read
         s = self.summary
         batch = _Batch()
-        present = {r[0] for r in await read.fetch(_EXISTING_ACCOUNTS, [r.account_no for r in rows])}
+        initial = self.initial_load
+        present = (
+            set() if initial
+            else {r[0] for r in await read.fetch(_EXISTING_ACCOUNTS, [r.account_no for r in rows])}
+        )  # fmt: skip
         if present:
             s.accounts_already_present += sum(1 for r in rows if r.account_no in present)
             rows = [r for r in rows if r.account_no not in present]
@@ -521,7 +676,7 @@ class _Loader:
             return batch
         new_customers = await self._prepare_customers(rows, batch)
         await self._prepare_contacts(rows, batch)
-        taken_serials = await self._installed_serials(rows)
+        taken_serials = set() if initial else await self._installed_serials(rows)
 
         topic = self.topic
         customers = self.customers
@@ -581,7 +736,8 @@ class _Loader:
             batch.openings[aid] = _event_record(ev.AccountOpened, r.account_no, data, topic)
             batch.opening_payloads[aid] = data
             batch.rows[aid] = (r, c.id)
-        self._trim_caches()
+        if not initial:
+            self._trim_caches()
         return batch
 
     def _trim_caches(self) -> None:
@@ -607,7 +763,7 @@ class _Loader:
             return []
         blind = self.cipher.blind_index
         bidx = {n: blind(n, field="id_number") for n in todo}
-        found = await self.read.fetch(_FIND_CUSTOMERS, list(bidx.values()))
+        found = None if self.initial_load else await self.read.fetch(_FIND_CUSTOMERS, list(bidx.values()))
         if found:
             await self._adopt_existing(found, {bidx[n]: n for n in todo})
         new = [(n, r) for n, r in todo.items() if n not in known]
@@ -674,7 +830,7 @@ class _Loader:
                 todo.setdefault(r.address_key, []).append(r)
         if not todo:
             return
-        for rec in await self.read.fetch(_FIND_PREMISES, list(todo)):
+        for rec in () if self.initial_load else await self.read.fetch(_FIND_PREMISES, list(todo)):
             known[rec[7]] = _premise_ref(rec)
             del todo[rec[7]]
             if rec[0] not in self.created:
@@ -740,6 +896,9 @@ class _Loader:
     async def write_batch(self, batch: _Batch) -> None:
         if not batch.accounts:
             return
+        if self.initial_load:
+            await self._copy_batch(batch)
+            return
         pg = self.write
         s = self.summary
         arrays: list[Any] = []
@@ -779,6 +938,39 @@ class _Loader:
             self.touched.add(batch.rows[aid][1])
         if len(opened) < len(batch.accounts):
             await self._account_skipped_late(batch, opened)
+
+    async def _copy_batch(self, batch: _Batch) -> None:
+        """An initial load's batch: binary COPY straight into the tables (empty, locked, their indexes and
+        foreign keys dropped until the end of the run), so every row of the batch is written."""
+        copy = self.write.copy_records_to_table
+        if batch.customers:
+            tail = ("active", self.source, 1)
+            await copy("customers", records=[c + tail for c in batch.customers], columns=_COPY_CUSTOMERS)
+        if batch.contacts:
+            await copy("customer_contacts", records=batch.contacts, columns=_COPY_CONTACTS)
+        if batch.tags:
+            tail = (self.actor,)
+            await copy("customer_tags", records=[t + tail for t in batch.tags], columns=_COPY_TAGS)
+        if batch.premises:
+            tail = (1,)
+            await copy("premises", records=[p + tail for p in batch.premises], columns=_COPY_PREMISES)
+        tail = ("active", 1)
+        await copy("accounts", records=[a + tail for a in batch.accounts], columns=_COPY_ACCOUNTS)
+        if batch.meters:
+            tail = (_ONE, _ZERO, "installed")
+            await copy("meters", records=[m + tail for m in batch.meters], columns=_COPY_METERS)
+        outbox = batch.registrations + list(batch.openings.values())
+        await copy("outbox_messages", records=outbox, columns=_OUTBOX_COLUMNS)
+        s = self.summary
+        s.customers_created += len(batch.customers)
+        s.contacts_created += len(batch.contacts)
+        s.premises_created += len(batch.premises)
+        s.accounts_created += len(batch.accounts)
+        s.meters_created += len(batch.meters)
+        s.events_written += len(outbox)
+        touched = self.touched
+        for a in batch.accounts:
+            touched.add(a[2])
 
     def _without_missing_meters(
         self,
@@ -1042,6 +1234,7 @@ async def import_archive(
     progress: bool = True,
     source: str = "import",
     today: date | None = None,
+    initial_load: bool | None = None,
 ) -> ImportSummary:
     """Validate and load a legacy archive; safe to run again on the same file (nothing is duplicated).
 
@@ -1049,6 +1242,10 @@ async def import_archive(
     ``customers.source`` (``import`` or ``demo``). Raises :class:`customer.domain.legacy.HeaderError`
     before loading anything if the header row lacks a required column. Uses two connections of the
     engine's pool.
+
+    ``initial_load``: ``None`` (the default) loads an empty archive as an initial load (one transaction,
+    indexes built at the end; see :class:`_InitialLoad`) and anything else incrementally; ``True``
+    requires an initial load (:class:`ArchiveNotEmpty` otherwise); ``False`` never makes one.
     """
     path = Path(path)
     report_path = Path(reject_report_path) if reject_report_path else path.with_suffix(".rejects.csv")
@@ -1089,6 +1286,10 @@ async def import_archive(
         async with engine.connect() as read_conn, engine.connect() as write_conn:
             read = (await read_conn.get_raw_connection()).driver_connection
             write = (await write_conn.get_raw_connection()).driver_connection
+            bulk = None
+            if initial_load is not False:
+                bulk = await _InitialLoad.begin(write, required=initial_load is True)
+            summary.initial_load = bulk is not None
             loader = _Loader(
                 read,
                 write,
@@ -1099,18 +1300,35 @@ async def import_archive(
                 actor=actor,
                 source=source,
                 batch_size=batch_size,
+                initial_load=bulk is not None,
             )
-            with _fewer_gc_passes():
-                async with asyncio.TaskGroup() as group:
-                    group.create_task(validate_rows())
-                    group.create_task(loader.run(queue))
-            summary.duplicates_flagged = await loader.flag_duplicates()
-            _finish(summary, validator, report, started)
-            changes = json.dumps({"file": path.name, **summary.counts()}, ensure_ascii=False)
-            await write.execute(
-                _INSERT_AUDIT, _new_id(), actor, actor_kind, AUDIT_ACTION, str(summary.run_id), changes,
-                current_request_id(),
-            )  # fmt: skip
+            try:
+                with _fewer_gc_passes():
+                    try:
+                        async with asyncio.TaskGroup() as group:
+                            group.create_task(validate_rows())
+                            group.create_task(loader.run(queue))
+                    except BaseExceptionGroup as group_error:  # one stage failed, the other was cancelled
+                        if len(group_error.exceptions) == 1:
+                            raise group_error.exceptions[0]  # noqa: B904 - its own cause is kept
+                        raise
+                if bulk is not None:
+                    await bulk.rebuild()
+                summary.duplicates_flagged = await loader.flag_duplicates()
+                _finish(summary, validator, report, started)
+                changes = json.dumps({"file": path.name, **summary.counts()}, ensure_ascii=False)
+                await write.execute(
+                    _INSERT_AUDIT, _new_id(), actor, actor_kind, AUDIT_ACTION, str(summary.run_id), changes,
+                    current_request_id(),
+                )  # fmt: skip
+                if bulk is not None:
+                    await bulk.commit()
+            except BaseException:
+                if bulk is not None:
+                    await bulk.rollback()
+                raise
+            if bulk is not None:  # the commit's time counts
+                summary.elapsed_seconds = time.perf_counter() - started
     finally:
         report.close()
         rows.close()  # type: ignore[attr-defined]
