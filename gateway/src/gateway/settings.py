@@ -68,6 +68,16 @@ class Settings(ServiceSettings):
     # Merged OpenAPI document: how long a service's document is reused before asking it again.
     openapi_cache_seconds: float = 60.0
 
+    # ---- Resident account binding (issue 3: the accounts a resident may act on) ----
+    # The consumer process (`gateway consumer`, like the customer service's): /livez /readyz /metrics on
+    # management_port; it reads the `consumes` topics (logical names; kafka_topic_prefix is prepended) as
+    # consumer group `service_name`, and keeps residents' account bindings from the customer's events.
+    management_port: int = 9202
+    consumes: list[str] = Field(default_factory=lambda: ["customer.events"])
+    # Binding by account number + holder name (`POST /api/gateway/me/accounts`): wrong pairs a resident may
+    # give per UTC day before 429 rate_limited (counted in Redis under redis_prefix).
+    account_binding_daily_failures: int = Field(default=5, ge=1)
+
 
 @lru_cache
 def get_settings() -> Settings:

@@ -153,3 +153,62 @@ class ResidentAccount(Base):
     account_no: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
     bound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     source: Mapped[str] = mapped_column(String(40), comment="manual | customer.account.opened | ...")
+
+# --- Resident account binding from the customer service's events (issue 3; migration 0003) -------------
+# The gateway never reads the customer database: the consumer (``gateway consumer``, service_layer/
+# bindings.py) keeps these local copies from ``customer.events``. No personal data in clear: holder names
+# and phones only as blind indexes (the customer service's key ring, fields ``holder_name`` and ``phone``).
+
+
+class BindingAccount(Base):
+    """An account as the gateway knows it from the events: its holder (customer id) and whether it is
+    closed (a closed account is never actable, whatever bindings remain)."""
+
+    __tablename__ = "binding_accounts"
+
+    account_no: Mapped[str] = mapped_column(String(32), primary_key=True)
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), index=True, comment="the holder; null when only a closure was seen"
+    )
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | closed
+    holder_since: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), comment="event time of the holder assignment (opened/transferred/merged)"
+    )
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+    __table_args__ = (CheckConstraint("status IN ('open', 'closed')", name="status"),)
+
+
+class BindingCustomer(Base):
+    """A holder as the gateway knows it from the events: the blind index of the normalised name (the
+    verification factor of binding by account number) and the blind indexes of the contact phones, each
+    with the event time it comes from (older events never overwrite newer ones)."""
+
+    __tablename__ = "binding_customers"
+
+    customer_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    name_bidx: Mapped[str | None] = mapped_column(String(64), comment="blind index, field holder_name")
+    name_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    phone_bidxs: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), server_default=text("'{}'::varchar[]"), comment="blind indexes, field phone"
+    )
+    phones_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    merged_into: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class ResidentIdentity(Base):
+    """The phone blind index behind a resident token's ``sub`` (which carries only its first 32 hex
+    digits), recorded at SMS sign-in, so the resident API can find the resident's bindings."""
+
+    __tablename__ = "resident_identities"
+
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    phone_bidx: Mapped[str] = mapped_column(String(64), unique=True, comment="blind index, field phone")
+    first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

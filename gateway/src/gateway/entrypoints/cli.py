@@ -1,6 +1,7 @@
 """``gateway`` command: the API process and the operator tasks, one image, one entry point.
 
 gateway api                              the HTTP API (authorization server; routing comes next)
+gateway consumer                         keeps residents' account bindings from customer.events
 gateway migrate                          Alembic upgrade to head (a Helm pre-upgrade Job in the cluster)
 gateway rotate-keys                      new active signing key; the old one stays published a while
 gateway add-staff USERNAME --role R      a staff account (password generated, printed once, if not given)
@@ -63,6 +64,15 @@ def api(workers: Annotated[int, typer.Option(help="uvicorn worker processes")] =
     run_api(
         "gateway.entrypoints.http:create", host=settings.http_host, port=settings.http_port, workers=workers
     )
+
+
+@app.command()
+def consumer() -> None:
+    """Consume the customer service's events into residents' account bindings."""
+    from gateway.entrypoints.workers import run_consumer
+    from utilis_shared.runner import run
+
+    run(lambda: run_consumer(get_settings()))
 
 
 @app.command()

@@ -15,6 +15,7 @@ from gateway.adapters.ratelimit import RateLimiter
 from gateway.adapters.sms import DevelopmentSmsSender
 from gateway.adapters.upstreams import UpstreamConfig, Upstreams
 from gateway.api import proxy as proxy_api
+from gateway.api import residents as resident_api
 from gateway.api.routes import NO_STORE, router
 from gateway.domain.oauth import OAuthError
 from gateway.service_layer.keys import KeyRing, OwnJwks
@@ -101,7 +102,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         version=__version__,
         # The proxy's catch-all /api/{service}/... comes last: the gateway's own routes match first.
-        routers=[router, proxy_api.router],
+        routers=[router, resident_api.router, proxy_api.router],
         lifespan=lifespan,
         readiness=readiness,
     )

@@ -19,7 +19,7 @@ from gateway.domain.requests import require_params
 from gateway.domain.scopes import grant_scopes, parse_scope
 from gateway.service_layer.context import OAuthContext
 from gateway.service_layer.grants import GrantType
-from gateway.service_layer.residents import bound_accounts
+from gateway.service_layer.residents import bound_accounts, remember_resident
 from gateway.service_layer.tokens import IssuedTokens
 from utilis_shared.db import UnitOfWork
 from utilis_shared.timeutil import utcnow
@@ -74,8 +74,11 @@ async def handle(ctx: OAuthContext, client: OAuthClient, params: Mapping[str, st
         roles = sorted_unique(staff.roles)
     context = family.context
     if family.subject_kind == "resident" and "phone_bidx" in context:
-        # Accounts bound or unbound since sign-in count from the next refresh on.
-        account_nos = await bound_accounts(ctx.uow, str(context["phone_bidx"]))
+        # Accounts bound or unbound since sign-in (by the customer events, by the resident, by an operator;
+        # closed accounts left out) count from the next refresh on.
+        phone_bidx = str(context["phone_bidx"])
+        account_nos = await bound_accounts(ctx.uow, phone_bidx)
+        await remember_resident(ctx.uow, family.subject, phone_bidx)
         context = {**context, "account_nos": list(account_nos)}
         family.context = context
 

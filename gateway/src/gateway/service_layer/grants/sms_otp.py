@@ -2,7 +2,8 @@
 by ``POST /oauth/sms-codes`` (``service_layer/sms_codes.py``).
 
 The token speaks for the resident (``kind: resident``, ``sub`` = ``resident:`` + the phone's blind-index
-prefix: stable, no phone in it) and carries the accounts bound to the phone (``resident_accounts``). A
+prefix: stable, no phone in it) and carries the accounts bound to the phone now (``resident_accounts``,
+closed accounts left out: ``residents.bound_accounts``). A
 phone with no bound account still signs in, with ``account_nos: []``: a new resident binds accounts later,
 and refusing would tell a caller which phones are customers. Wrong, expired, used and burned codes all get
 the same ``invalid_grant``.
@@ -20,7 +21,7 @@ from gateway.domain.requests import require_params
 from gateway.domain.scopes import grant_scopes, parse_scope
 from gateway.service_layer.context import OAuthContext
 from gateway.service_layer.grants import GrantType
-from gateway.service_layer.residents import bound_accounts
+from gateway.service_layer.residents import bound_accounts, remember_resident
 from gateway.service_layer.sms_codes import normalise_phone, resident_subject
 from gateway.service_layer.tokens import IssuedTokens
 
@@ -42,6 +43,8 @@ async def handle(ctx: OAuthContext, client: OAuthClient, params: Mapping[str, st
     if not await ctx.sms_codes.verify(bidx, code.strip()):
         log.info("resident sign-in refused", extra={"reason": "wrong_code", "subject": subject})
         raise invalid_grant(WRONG_CODE)
+    # The resident API (``/api/gateway/me/accounts``) finds the phone's bindings from the token's ``sub``.
+    await remember_resident(ctx.uow, subject, bidx)
     account_nos = await bound_accounts(ctx.uow, bidx)
     grant = Grant(
         subject=subject,
