@@ -17,11 +17,9 @@ from typing import Annotated
 import typer
 
 from utilis_shared import devstack
-from utilis_shared.devtokens import DevIssuer
 
 RUN_DIR = devstack.LOCAL_DIR / "run"
 LOG_DIR = devstack.LOCAL_DIR / "logs"
-KEYS_DIR = devstack.LOCAL_DIR / "keys"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True)
 
@@ -49,10 +47,9 @@ def up(
     platform = devstack.load_platform()
     created = asyncio.run(devstack.ensure_topics(devstack.kafka_bootstrap(), platform.topics))
     _say(f"topics: {len(platform.topics)} declared, {len(created)} created")
-    DevIssuer(KEYS_DIR)  # the development token issuer's key and JWKS (until the services trust the gateway)
     for spec in platform.services.values():
         asyncio.run(devstack.create_database(spec.database))
-        env = devstack.service_env(spec)
+        env = devstack.service_env(spec, platform=platform)
         subprocess.run([devstack.venv_bin(spec.command), "migrate"], env=env, check=True)
         marker = RUN_DIR / f"{spec.name}.demo-loaded"
         if demo_accounts > 0 and not marker.exists() and spec.demo:
@@ -70,7 +67,7 @@ def up(
             _say(f"{proc.name}: already running (pid {proc.pid()})")
         else:
             command, extra = devstack.process_command(spec, proc)
-            proc.start(command, devstack.service_env(spec, extra=extra))
+            proc.start(command, devstack.service_env(spec, extra=extra, platform=platform))
             _say(f"{proc.name}: started (pid {proc.pid()}, log {proc.log_file})")
         waiting.append(proc)
 
@@ -87,12 +84,12 @@ def up(
             )
         typer.echo(f"  {proc.name:<20} {proc.base_url}/metrics   {proc.base_url}/readyz")
     typer.echo("")
-    typer.echo("  A development token:  uv run customer dev-token --role agent")
-    if "gateway" in platform.services:
-        port = platform.services["gateway"].processes["api"]
+    gateway = devstack.gateway_url(platform)
+    if gateway:
+        typer.echo(f"  Every API through the gateway: {gateway}/api/<service>/...   docs: {gateway}/api/docs")
         typer.echo(
-            "  A staff token from the gateway (demo data):  curl -d grant_type=password -d username=agent01 "
-            f"-d password=utilis-dev-2026 -d client_id=staff-console http://127.0.0.1:{port}/oauth/token"
+            "  A staff token (demo data):  curl -d grant_type=password -d username=agent01 "
+            f"-d password=utilis-dev-2026 -d client_id=staff-console {gateway}/oauth/token"
         )
 
 

@@ -7,6 +7,7 @@ Not used by the services at run time.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -149,19 +150,48 @@ async def drop_database(name: str) -> None:
         await conn.close()
 
 
+GATEWAY = "gateway"
+
+
+def gateway_url(platform: Platform) -> str | None:
+    spec = platform.services.get(GATEWAY)
+    if spec is None or "api" not in spec.processes:
+        return None
+    return f"http://127.0.0.1:{spec.processes['api']}"
+
+
 def service_env(
-    spec: ServiceSpec, *, database: str | None = None, extra: dict[str, str] | None = None
+    spec: ServiceSpec,
+    *,
+    database: str | None = None,
+    extra: dict[str, str] | None = None,
+    platform: Platform | None = None,
 ) -> dict[str, str]:
+    """The environment of one of ``spec``'s processes on the local stack. With ``platform``, the wiring
+    between services too: every service trusts the gateway's JWKS (the gateway issues every token), and the
+    gateway routes ``/api/<name>/`` to each service's API port."""
     env = dict(os.environ)
+    jwks = f"file://{LOCAL_DIR / 'keys' / 'jwks.json'}"
+    gateway = gateway_url(platform) if platform else None
+    if gateway:
+        jwks = f"{gateway}/.well-known/jwks.json"
     env.update(
         {
             "UTILIS_ENVIRONMENT": env.get("UTILIS_ENVIRONMENT", "development"),
             "UTILIS_DATABASE_URL": database_url(database or spec.database),
             "UTILIS_KAFKA_BOOTSTRAP": kafka_bootstrap(),
             "UTILIS_REDIS_URL": redis_url(),
-            "UTILIS_JWKS_URL": env.get("UTILIS_JWKS_URL", f"file://{LOCAL_DIR / 'keys' / 'jwks.json'}"),
+            "UTILIS_JWKS_URL": env.get("UTILIS_JWKS_URL", jwks),
         }
     )
+    if platform and spec.name == GATEWAY and gateway:
+        upstreams = {
+            name: f"http://127.0.0.1:{other.processes['api']}"
+            for name, other in platform.services.items()
+            if name != GATEWAY and "api" in other.processes
+        }
+        env["UTILIS_UPSTREAMS"] = json.dumps(upstreams)
+        env["UTILIS_PUBLIC_URL"] = gateway
     env.update(extra or {})
     return env
 

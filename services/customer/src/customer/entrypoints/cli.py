@@ -5,7 +5,6 @@ customer migrate                     Alembic upgrade to head (a Helm pre-upgrade
 customer import FILE                 load a legacy archive (CSV/XLSX), re-runnable
 customer demo-data --accounts N      generate and load a realistic customer base
 customer events-schemas              write the JSON Schemas of the emitted events
-customer dev-token ...               mint a development token (refused outside development)
 """
 
 from __future__ import annotations
@@ -130,30 +129,6 @@ def events_schemas(folder: Path = SERVICE_DIR / "events") -> None:
 
     for path in catalog.write_schemas(folder):
         typer.echo(str(path))
-
-
-@app.command("dev-token")
-def dev_token(
-    kind: Annotated[str, typer.Option(help="staff | resident | partner")] = "staff",
-    subject: str = "agent-001",
-    role: Annotated[list[str] | None, typer.Option(help="staff roles (repeat)")] = None,
-    account: Annotated[list[str] | None, typer.Option(help="resident account numbers (repeat)")] = None,
-    keys: Path = Path(".local/keys"),
-) -> None:
-    """Mint a development access token signed by the local dev key (what the gateway will issue)."""
-    from utilis_shared.devtokens import DevIssuer
-
-    settings = get_settings()
-    if not settings.is_development:
-        raise typer.BadParameter("development tokens are refused outside development and test")
-    issuer = DevIssuer(keys, issuer=settings.jwt_issuer, audience=settings.jwt_audience)
-    if kind == "staff":
-        token = issuer.staff(subject, *(role or ["agent"]))
-    elif kind == "resident":
-        token = issuer.resident(subject, account or [])
-    else:
-        token = issuer.partner(subject, *(role or []))
-    typer.echo(token)
 
 
 @app.command("settings")
