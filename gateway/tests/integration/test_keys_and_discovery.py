@@ -96,6 +96,7 @@ async def test_authorization_server_metadata(client, settings):
         "client_credentials",
         "refresh_token",
         "urn:utilis:params:oauth:grant-type:sms-otp",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
     }
     assert "bills:read" in meta["scopes_supported"]
 

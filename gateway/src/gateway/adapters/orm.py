@@ -15,6 +15,7 @@ from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, St
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gateway.domain.channels import check_constraint_sql
 from utilis_shared.db import TimestampMixin, make_metadata
 from utilis_shared.ids import new_id
 
@@ -90,6 +91,7 @@ class OAuthClient(TimestampMixin, Base):
         CheckConstraint("client_type IN ('public', 'confidential')", name="client_type"),
         CheckConstraint("status IN ('active', 'disabled')", name="status"),
         CheckConstraint("(client_type = 'public') = (secret_hash IS NULL)", name="secret_iff_confidential"),
+        CheckConstraint(check_constraint_sql(), name="known_channel"),  # gateway.domain.channels
     )
 
 
@@ -154,6 +156,7 @@ class ResidentAccount(Base):
     bound_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     source: Mapped[str] = mapped_column(String(40), comment="manual | customer.account.opened | ...")
 
+
 # --- Resident account binding from the customer service's events (issue 3; migration 0003) -------------
 # The gateway never reads the customer database: the consumer (``gateway consumer``, service_layer/
 # bindings.py) keeps these local copies from ``customer.events``. No personal data in clear: holder names
@@ -212,3 +215,36 @@ class ResidentIdentity(Base):
     phone_bidx: Mapped[str] = mapped_column(String(64), unique=True, comment="blind index, field phone")
     first_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# --- Assisted service (issue 3; migration 0004) ----------------------------------------------------------
+
+
+class AssistedServiceLog(Base):
+    """One row per assisted-service token (RFC 8693 token exchange): which staff member acted for which
+    account, why, through which staff tool and channel, and until when. Written in the transaction that
+    issues the token, so there is no assisted token without its row. No personal data: the account number,
+    the staff username and the reason the staff typed (a ticket number, "counter visit")."""
+
+    __tablename__ = "assisted_service_log"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    token_id: Mapped[str] = mapped_column(String(64), unique=True, comment="jti of the issued token")
+    staff_username: Mapped[str] = mapped_column(String(64), comment="the act claim's sub")
+    staff_roles: Mapped[list[str]] = mapped_column(ARRAY(String(32)))
+    actor_token_id: Mapped[str | None] = mapped_column(String(64), comment="jti of the staff's own token")
+    account_no: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(200), comment="the issued token's sub")
+    reason: Mapped[str] = mapped_column(String(200), comment="hotline ticket, counter visit, ...")
+    client_id: Mapped[str] = mapped_column(String(100), ForeignKey("oauth_clients.client_id"))
+    channel: Mapped[str] = mapped_column(String(40))
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        CheckConstraint(check_constraint_sql(), name="known_channel"),
+        CheckConstraint("length(btrim(reason)) > 0", name="has_reason"),
+        Index("ix_assisted_service_log_account_no", "account_no", "issued_at"),
+        Index("ix_assisted_service_log_staff_username", "staff_username", "issued_at"),
+        Index("ix_assisted_service_log_issued_at", "issued_at"),
+    )

@@ -15,7 +15,14 @@ class TokenResponse(BaseModel):
         description="Granted scopes, space-separated (empty for staff).", examples=["bills:read"]
     )
     refresh_token: str | None = Field(
-        None, description="Opaque; single use (rotated). Only for the password and refresh_token grants."
+        None,
+        description="Opaque; single use (rotated). Only for the password, sms-otp and refresh_token grants.",
+    )
+    issued_token_type: str | None = Field(
+        None,
+        description="Token exchange only (RFC 8693 §2.2.1): always "
+        "`urn:ietf:params:oauth:token-type:access_token`.",
+        examples=["urn:ietf:params:oauth:token-type:access_token"],
     )
 
 
@@ -69,6 +76,7 @@ TOKEN_FORM_SCHEMA: dict[str, Any] = {
                 "client_credentials",
                 "refresh_token",
                 "urn:utilis:params:oauth:grant-type:sms-otp",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
             ],
         },
         "phone": {"type": "string", "description": "sms-otp grant (residents): mainland mobile number"},
@@ -76,6 +84,35 @@ TOKEN_FORM_SCHEMA: dict[str, Any] = {
         "username": {"type": "string", "description": "password grant (staff)"},
         "password": {"type": "string", "format": "password", "description": "password grant (staff)"},
         "refresh_token": {"type": "string", "description": "refresh_token grant"},
+        "actor_token": {
+            "type": "string",
+            "description": "token-exchange grant (assisted service): the staff member's access token "
+            "(role agent or admin)",
+        },
+        "actor_token_type": {
+            "type": "string",
+            "enum": ["urn:ietf:params:oauth:token-type:access_token"],
+            "description": "token-exchange grant",
+        },
+        "subject_token": {
+            "type": "string",
+            "description": "token-exchange grant: the resident's account number (6-20 digits and capitals)",
+        },
+        "subject_token_type": {
+            "type": "string",
+            "enum": ["urn:utilis:params:oauth:token-type:account-no"],
+            "description": "token-exchange grant",
+        },
+        "reason": {
+            "type": "string",
+            "maxLength": 200,
+            "description": "token-exchange grant, required: why (hotline ticket, counter visit); audited",
+        },
+        "requested_token_type": {
+            "type": "string",
+            "enum": ["urn:ietf:params:oauth:token-type:access_token"],
+            "description": "token-exchange grant, optional",
+        },
         "scope": {"type": "string", "description": "space-separated; a subset of what the client may have"},
         "client_id": {"type": "string", "description": "public clients; or client_secret_post"},
         "client_secret": {"type": "string", "format": "password", "description": "client_secret_post"},

@@ -20,6 +20,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from gateway.domain.channels import Channel
 from gateway.settings import Settings, get_settings
 
 SERVICE_DIR = Path(__file__).resolve().parents[3]
@@ -133,7 +134,9 @@ def add_client(
     scope: Annotated[list[str] | None, typer.Option(help="allowed scope (repeat)")] = None,
     secret: Annotated[str | None, typer.Option(help="generated if omitted")] = None,
     name: str = "",
-    channel: Annotated[str, typer.Option(help="bank, payment_provider, regulator, ...")] = "bank",
+    channel: Annotated[
+        Channel, typer.Option(help="the channel its tokens are attributed to (gateway.domain.channels)")
+    ] = Channel.BANK,
     grant: Annotated[list[str] | None, typer.Option(help="grant types (default: client_credentials)")] = None,
     public: Annotated[bool, typer.Option(help="a public first-party client (no secret)")] = False,
 ) -> None:
@@ -149,7 +152,7 @@ def add_client(
             scopes=scope or [],
             secret=secret,
             name=name,
-            channel=channel,
+            channel=channel.value,
             grant_types=grant,
             public=public,
         )

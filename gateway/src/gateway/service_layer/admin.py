@@ -9,16 +9,20 @@ from sqlalchemy import select
 
 from gateway.adapters.crypto import SecretHasher, new_secret
 from gateway.adapters.orm import OAuthClient, StaffUser
+from gateway.domain.channels import CHANNELS, grant_allowed, parse_channel
 from gateway.domain.scopes import unknown_scopes
 from utilis_shared.auth import Role
 from utilis_shared.db import UnitOfWork
 
 ROLES = tuple(r.value for r in Role)
+SMS_OTP = "urn:utilis:params:oauth:grant-type:sms-otp"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105  # a URN
 CLIENT_GRANTS = (
     "password",
     "client_credentials",
     "refresh_token",
-    "urn:utilis:params:oauth:grant-type:sms-otp",
+    SMS_OTP,
+    TOKEN_EXCHANGE,
 )
 MIN_PASSWORD_LENGTH = 10
 
@@ -93,6 +97,16 @@ async def add_client(
         raise AdminError("a public client cannot use client_credentials")
     if public and secret:
         raise AdminError("a public client has no secret")
+    try:
+        known = parse_channel(channel)
+    except ValueError as exc:
+        raise AdminError(str(exc)) from None
+    refused = [g for g in grants if not grant_allowed(g, known)]
+    if refused:
+        raise AdminError(
+            f"a {known.value} client ({CHANNELS[known].kind.value}) may not use {', '.join(sorted(refused))}"
+            " (see gateway.domain.channels)"
+        )
     if await uow.session.get(OAuthClient, client_id):
         raise AdminError(f"client {client_id!r} already exists")
     generated = None if public or secret else new_secret()
@@ -104,7 +118,7 @@ async def add_client(
             secret_hash=None if public else hasher.hash(secret or generated or ""),
             grant_types=sorted(set(grants)),
             scopes=sorted(set(scopes)),
-            channel=channel,
+            channel=known.value,
             status="active",
         )
     )
@@ -140,11 +154,55 @@ DEMO_CLIENTS: list[dict[str, object]] = [
         "scopes": ["reports:read"],
         "channel": "regulator",
     },
+    # The residents' other self-service apps (the mobile app, `mobile-app`, comes with migration 0002):
+    # public clients of the SMS-code sign-in, as that one.
+    {
+        "client_id": "wechat-mini-program",
+        "name": "微信小程序",
+        "scopes": [],
+        "channel": "wechat_mini_program",
+        "public": True,
+        "grant_types": [SMS_OTP, "refresh_token"],
+    },
+    {
+        "client_id": "alipay-mini-program",
+        "name": "支付宝小程序",
+        "scopes": [],
+        "channel": "alipay_mini_program",
+        "public": True,
+        "grant_types": [SMS_OTP, "refresh_token"],
+    },
+    {
+        "client_id": "web-portal",
+        "name": "网上营业厅",
+        "scopes": [],
+        "channel": "web",
+        "public": True,
+        "grant_types": [SMS_OTP, "refresh_token"],
+    },
+    # The staff tools of assisted service: staff sign in (password) and act for a resident (token exchange).
+    {
+        "client_id": "service-counter",
+        "name": "营业厅/社区服务点",
+        "scopes": [],
+        "channel": "service_counter",
+        "public": True,
+        "grant_types": ["password", "refresh_token", TOKEN_EXCHANGE],
+    },
+    {
+        "client_id": "hotline-desk",
+        "name": "客服热线坐席",
+        "scopes": [],
+        "channel": "hotline",
+        "public": True,
+        "grant_types": ["password", "refresh_token", TOKEN_EXCHANGE],
+    },
 ]
 
 
 async def seed_demo(uow: UnitOfWork, hasher: SecretHasher) -> list[str]:
-    """Add the demo staff and partner clients that are missing; return what was added."""
+    """Add the demo staff and clients (partners, the residents' apps, the assisted-service staff tools)
+    that are missing; return what was added."""
     added = []
     for username, display_name, roles in DEMO_STAFF:
         if await uow.session.scalar(select(StaffUser.id).where(StaffUser.username == username)) is None:
@@ -155,5 +213,6 @@ async def seed_demo(uow: UnitOfWork, hasher: SecretHasher) -> list[str]:
     for spec in DEMO_CLIENTS:
         if await uow.session.get(OAuthClient, spec["client_id"]) is None:
             await add_client(uow, hasher, **spec)  # type: ignore[arg-type]
-            added.append(f"client {spec['client_id']} ({' '.join(spec['scopes'])})")  # type: ignore[arg-type]
+            what = " ".join(spec["scopes"]) or spec["channel"]  # type: ignore[arg-type]
+            added.append(f"client {spec['client_id']} ({what})")
     return added

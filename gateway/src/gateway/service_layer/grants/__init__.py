@@ -1,8 +1,8 @@
 """One module per grant type; the token endpoint looks the handler up here.
 
 A handler checks the grant's own parameters, decides who the token speaks for (a ``Grant``) and issues
-through ``ctx.tokens``. The next grants (assisted service, authorization code with
-PKCE) are new modules in this package and one line in ``GRANTS``.
+through ``ctx.tokens``. The next grant (authorization code with PKCE) is a new module in this package and
+one line in ``GRANTS``.
 """
 
 from __future__ import annotations
@@ -25,9 +25,21 @@ class GrantType:
 
 
 def _registry() -> dict[str, GrantType]:
-    from gateway.service_layer.grants import client_credentials, password, refresh_token, sms_otp
+    from gateway.service_layer.grants import (
+        client_credentials,
+        password,
+        refresh_token,
+        sms_otp,
+        token_exchange,
+    )
 
-    grants = (password.GRANT, client_credentials.GRANT, refresh_token.GRANT, sms_otp.GRANT)
+    grants = (
+        password.GRANT,
+        client_credentials.GRANT,
+        refresh_token.GRANT,
+        sms_otp.GRANT,
+        token_exchange.GRANT,
+    )
     return {g.name: g for g in grants}
 
 
