@@ -22,7 +22,7 @@ from gateway.adapters.orm import RevokedAccessToken
 from gateway.service_layer import residents
 from utilis_shared.auth import Principal, require
 from utilis_shared.db import UnitOfWork
-from utilis_shared.errors import Unauthorized, problem_responses
+from utilis_shared.errors import Forbidden, Unauthorized, problem_responses
 
 router = APIRouter(prefix="/api/gateway/me", tags=["resident accounts"])
 
@@ -54,7 +54,10 @@ def _uow(request: Request) -> UnitOfWork:
 async def resident(
     request: Request, principal: Annotated[Principal, Depends(require(residents=True))]
 ) -> Principal:
-    """A resident whose token is not revoked (RFC 7009 revocation by ``jti``)."""
+    """A resident signed in themselves (not staff acting for them: an assisted-service token names an
+    account, not the resident's phone) whose token is not revoked (RFC 7009 revocation by ``jti``)."""
+    if principal.actor is not None:
+        raise Forbidden("Staff acting for a resident cannot change the resident's own bindings.")
     async with _uow(request) as uow:
         if principal.token_id and await uow.session.get(RevokedAccessToken, principal.token_id):
             raise Unauthorized("The access token has been revoked.", code="invalid_token")

@@ -166,6 +166,24 @@ async def test_staff_and_anonymous_callers_are_refused(app_client, staff, sign_i
     assert anonymous.status_code == 401 and anonymous.json()["code"] == "unauthorized"
 
 
+async def test_staff_acting_for_a_resident_is_refused(app, app_client, sign_in_resident):
+    """An assisted-service token (RFC 8693 ``act``) speaks for a resident but is not the resident."""
+    own = jwt.decode(
+        (await sign_in_resident(new_phone()))["access_token"], options={"verify_signature": False}
+    )
+    key = await app.state.keys.active()
+
+    def signed(**extra) -> str:
+        claims = {**own, "jti": uuid.uuid4().hex, **extra}
+        return jwt.encode(claims, key.private_key, algorithm="ES256", headers={"kid": key.kid})
+
+    assert (await app_client.get(ACCOUNTS, headers=bearer(signed()))).status_code == 200
+    response = await app_client.get(
+        ACCOUNTS, headers=bearer(signed(act={"sub": "agent01", "roles": ["agent"]}))
+    )
+    assert response.status_code == 403 and response.json()["code"] == "forbidden"
+
+
 async def test_a_revoked_access_token_is_refused(app_client, sign_in_resident):
     token = (await sign_in_resident(new_phone()))["access_token"]
     assert (await app_client.get(ACCOUNTS, headers=bearer(token))).status_code == 200
