@@ -17,14 +17,20 @@ twice, or again after a crash half-way, creates nothing twice:
   two active customers) raises ``duplicate_flags`` for the customers this run gave accounts to, and one
   ``customer.archive.imported`` audit row records the run with its counts.
 
-Three stages overlap, so that Python and PostgreSQL work at the same time: the reader/validator fills a
-short queue of batches; the loader *prepares* a batch (read-only lookups on one connection, then the
-CPU work: ids, encryption, blind indexes, the events, built on the assumption that the inserts
-succeed) while the previous batch is still being *written* on a second connection. Writes run strictly
-in batch order, so a batch may refer to customers and premises an earlier batch is still inserting. When
-an insert is skipped after all (someone else wrote the same account or meter in between), the batch's
-events are corrected before they are written; when a customer or premise is skipped, the import stops
-with :class:`ConcurrentChange` and a re-run resumes where it stopped.
+Three stages overlap, so that two cores and PostgreSQL work at the same time: a child process reads and
+validates the file and computes each row's blind indexes and masked forms, sending batches through a
+pipe; the loader *prepares* a batch (read-only lookups on one connection, then the CPU work: ids,
+encryption, the events, built on the assumption that the inserts succeed) while the previous batch is
+still being *written* on a second connection. Writes run strictly in batch order, so a batch may refer
+to customers and premises an earlier batch is still inserting. When an insert is skipped after all
+(someone else wrote the same account or meter in between), the batch's events are corrected before they
+are written; when a customer or premise is skipped, the import stops with :class:`ConcurrentChange` and a
+re-run resumes where it stopped.
+
+An archive that is empty when the import starts (no customers, no premises) is loaded as an *initial
+load* instead (:class:`_InitialLoad`): one transaction that locks the archive tables, drops their indexes
+and foreign keys, COPYs every batch straight in, and re-creates them all before committing; several times
+cheaper for PostgreSQL, all or nothing, and the next run is incremental again.
 
 ID numbers and phones are stored encrypted (``PiiCipher``) with blind indexes and masked forms; the reject
 report and the summary never show them in full.
@@ -36,6 +42,7 @@ import asyncio
 import codecs
 import contextlib
 import csv
+import functools
 import gc
 import json
 import marshal
@@ -423,7 +430,7 @@ WITH holder AS (
     FROM holder x
     JOIN holder y ON y.phone_bidx = x.phone_bidx AND y.property_cert_no = x.property_cert_no
                  AND y.customer_id <> x.customer_id
-    WHERE x.customer_id = ANY($1::uuid[])
+    WHERE $1::uuid[] IS NULL OR x.customer_id = ANY($1::uuid[])
 )
 SELECT newer, older FROM pairs
 WHERE NOT EXISTS (
@@ -639,10 +646,12 @@ class _Loader:
         self.premises_in_db: set[uuid.UUID] = set()  # premises that existed before this run
         self.created: set[uuid.UUID] = set()  # customers and premises created by this run
         self.touched: set[uuid.UUID] = set()  # customers given an account by this run
+        self.id_keys: dict[str, tuple[str, str]] = {}  # the batch's ID numbers -> (blind index, masked)
+        self.phone_keys: dict[str, tuple[str, str]] = {}  # the batch's phones -> (blind index, masked)
 
     # -- the pipeline -------------------------------------------------------------------------------
 
-    async def run(self, queue: asyncio.Queue[list[ValidRow] | None]) -> None:
+    async def run(self, queue: asyncio.Queue[_Rows | list[ValidRow] | None]) -> None:
         writing: asyncio.Task[None] | None = None
         try:
             while (rows := await queue.get()) is not None:
@@ -659,7 +668,15 @@ class _Loader:
 
     # -- prepare (read connection + CPU) ------------------------------------------------------------
 
-    async def prepare(self, rows: list[ValidRow]) -> _Batch:
+    async def prepare(self, given: _Rows | list[ValidRow]) -> _Batch:
+        """A batch's records and events. The rows come with their blind indexes and masked forms (from the
+        validating process), or without, and then they are computed here."""
+        if isinstance(given, _Rows):
+            rows = given.rows
+            self.id_keys, self.phone_keys = given.id_numbers, given.phones
+        else:
+            rows = given
+            self.id_keys, self.phone_keys = {}, {}
         read = self.read
         s = self.summary
         batch = _Batch()
@@ -684,6 +701,7 @@ class _Loader:
         topic = self.topic
         customers = self.customers
         premises = self.premises
+        stamp = to_json(datetime.now(UTC))  # the batch's events happen together
         for i, (n, r, masked) in enumerate(new_customers):
             if i & 127 == 127:
                 await asyncio.sleep(0)  # let the write task send its next statement
@@ -691,7 +709,7 @@ class _Loader:
             data = _registered_data(
                 c.id, c.customer_no, r.kind, r.name, r.id_type, masked, c.contacts, r.tags
             )
-            batch.registrations.append(_event_record(ev.CustomerRegistered, str(c.id), data, topic))
+            batch.registrations.append(_event_record(ev.CustomerRegistered, str(c.id), data, topic, stamp))
         for i, r in enumerate(rows):
             if i & 127 == 127:
                 await asyncio.sleep(0)
@@ -736,7 +754,7 @@ class _Loader:
                 meters,
                 c.contacts,
             )
-            batch.openings[aid] = _event_record(ev.AccountOpened, r.account_no, data, topic)
+            batch.openings[aid] = _event_record(ev.AccountOpened, r.account_no, data, topic, stamp)
             batch.opening_payloads[aid] = data
             batch.rows[aid] = (r, c.id)
         if not initial:
@@ -765,7 +783,8 @@ class _Loader:
         if not todo:
             return []
         blind = self.cipher.blind_index
-        bidx = {n: blind(n, field="id_number") for n in todo}
+        keys = self.id_keys
+        bidx = {n: keys[n][0] if n in keys else blind(n, field="id_number") for n in todo}
         found = None if self.initial_load else await self.read.fetch(_FIND_CUSTOMERS, list(bidx.values()))
         if found:
             await self._adopt_existing(found, {bidx[n]: n for n in todo})
@@ -780,7 +799,7 @@ class _Loader:
                 await asyncio.sleep(0)  # let the write task send its next statement
             cid = _new_id()
             customer_no = f"C{seq:09d}"
-            masked = mask_id_number(n)
+            masked = keys[n][1] if n in keys else mask_id_number(n)
             known[n] = _Customer(cid, customer_no, [], set())
             self.created.add(cid)
             batch.customers.append(
@@ -808,17 +827,19 @@ class _Loader:
         blind = self.cipher.blind_index
         encrypt = self.cipher.encrypt
         customers = self.customers
+        keys = self.phone_keys
         for i, r in enumerate(rows):
             if i & 127 == 127:
                 await asyncio.sleep(0)  # let the write task send its next statement
             customer = customers[r.id_number]
             for phone in r.phones:
-                h = blind(phone, field="phone")
+                known = keys.get(phone)
+                h = known[0] if known else blind(phone, field="phone")
                 if h in customer.phone_bidx:
                     continue
                 is_primary = not customer.contacts
                 enc = encrypt(phone, field="phone")
-                masked = mask_phone(phone)
+                masked = known[1] if known else mask_phone(phone)
                 # Validated phones are mobiles (1...) or landlines with an area code (0...).
                 kind = "mobile" if phone[0] == "1" else "landline"
                 customer.phone_bidx.add(h)
@@ -1013,7 +1034,9 @@ class _Loader:
             return 0
         pg = self.write
         async with pg.transaction():
-            pairs = await pg.fetch(_DUPLICATE_CANDIDATES, list(self.touched), DUPLICATE_REASON)
+            # An initial load gave an account to every customer there is: no need to list them.
+            touched = None if self.initial_load else list(self.touched)
+            pairs = await pg.fetch(_DUPLICATE_CANDIDATES, touched, DUPLICATE_REASON)
             if not pairs:
                 return 0
             inserted = await pg.fetch(
@@ -1144,29 +1167,41 @@ def _opened_data(
     }
 
 
-def _event_record(model: Any, subject: str, data: dict[str, Any], topic: str) -> tuple[Any, ...]:
+@functools.lru_cache(maxsize=64)
+def _envelope_parts(
+    event_type: str, schema_version: int, time_json: bytes, correlation_id: str | None
+) -> tuple[bytes, bytes]:
+    """The envelope's JSON around the id, the subject and the data: what ``Event.to_bytes`` writes, in its
+    field order (id, type, source, time, subject, schema_version, correlation_id, data)."""
+    middle = (
+        b'","type":' + to_json(event_type) + b',"source":' + to_json(ev.catalog.source)
+        + b',"time":' + time_json + b',"subject":'
+    )  # fmt: skip
+    tail = b',"schema_version":' + to_json(schema_version) + b',"correlation_id":' + to_json(correlation_id)
+    return middle, tail + b',"data":'
+
+
+def _event_record(
+    model: Any, subject: str, data: dict[str, Any], topic: str, time_json: bytes | None = None
+) -> tuple[Any, ...]:
     """The outbox record of the event ``model`` with payload ``data``: what ``catalog.build(payload,
-    subject=subject)`` and :meth:`Event.to_bytes` / :meth:`Event.kafka_headers_dict` would give."""
+    subject=subject)`` and :meth:`Event.to_bytes` / :meth:`Event.kafka_headers_dict` would give.
+    ``time_json``: the event time, serialised (the events of one batch share it); now by default."""
     event_id = _new_id()
+    sid = str(event_id)
     event_type: str = model.__event_type__
     correlation_id = current_correlation_id()
-    envelope = {
-        "id": str(event_id),
-        "type": event_type,
-        "source": ev.catalog.source,
-        "time": datetime.now(UTC),
-        "subject": subject,
-        "schema_version": model.__schema_version__,
-        "correlation_id": correlation_id,
-        "data": data,
-    }
+    if time_json is None:
+        time_json = to_json(datetime.now(UTC))
+    middle, tail = _envelope_parts(event_type, model.__schema_version__, time_json, correlation_id)
+    payload = b"".join((b'{"id":"', sid.encode(), middle, to_json(subject), tail, to_json(data), b"}"))
     if correlation_id:
         headers = json.dumps(
-            {"event_type": event_type, "event_id": str(event_id), KAFKA_CORRELATION_HEADER: correlation_id}
+            {"event_type": event_type, "event_id": sid, KAFKA_CORRELATION_HEADER: correlation_id}
         )
     else:  # event type and id only: both plain ASCII, no escaping needed
-        headers = f'{{"event_type": "{event_type}", "event_id": "{event_id}"}}'
-    return (event_id, topic, subject, event_type, to_json(envelope), headers)
+        headers = f'{{"event_type": "{event_type}", "event_id": "{sid}"}}'
+    return (event_id, topic, subject, event_type, payload, headers)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -1263,14 +1298,22 @@ def _finish(summary: ImportSummary, validated: _Validated, report: _Report, star
 _BATCH, _DONE, _FAILED = b"B", b"D", b"F"
 
 
-def _row_out(r: ValidRow) -> tuple[Any, ...]:
-    area = r[14]
-    return (*r[:14], None if area is None else str(area), r[15], r[16], r[17].toordinal(), *r[18:24])
-
-
-def _validate_in_child(path: str, today: date, batch_size: int, conn: Any) -> None:
-    """The validating process: reads and validates the archive, sends batches (see above)."""
+def _validate_in_child(path: str, today: date, batch_size: int, cipher: PiiCipher, conn: Any) -> None:
+    """The validating process: reads and validates the archive, sends batches (see above). Each row also
+    carries the blind indexes and masked forms of its ID number and phones (the child computes them: one
+    HMAC each, and the loader needs them for every row)."""
     send = conn.send_bytes
+    blind = cipher.blind_index
+
+    def _row_out(r: ValidRow) -> tuple[Any, ...]:
+        area = r[14]
+        n = r.id_number
+        phones = tuple((p, blind(p, field="phone"), mask_phone(p)) for p in r.phones)
+        return (
+            *r[:14], None if area is None else str(area), r[15], r[16], r[17].toordinal(), *r[18:24],
+            blind(n, field="id_number"), mask_id_number(n), phones,
+        )  # fmt: skip
+
     try:
         gc.set_threshold(100_000, 50, 100)
         rows, validator = _open(Path(path), today)
@@ -1303,13 +1346,25 @@ def _validate_in_child(path: str, today: date, batch_size: int, conn: Any) -> No
         conn.close()
 
 
-def _rows_in(
-    flat: list[tuple[Any, ...]], dates: dict[int, date], areas: dict[str, Decimal]
-) -> list[ValidRow]:
+@dataclass(slots=True)
+class _Rows:
+    """A batch of valid rows, with the blind index and masked form of each ID number and phone."""
+
+    rows: list[ValidRow]
+    id_numbers: dict[str, tuple[str, str]]  # ID number -> (blind index, masked)
+    phones: dict[str, tuple[str, str]]  # phone -> (blind index, masked)
+
+
+def _rows_in(flat: list[tuple[Any, ...]], dates: dict[int, date], areas: dict[str, Decimal]) -> _Rows:
     """The child's tuples as :class:`ValidRow` again (without the warnings: they are reported already)."""
     make = ValidRow._make
     out = []
+    id_numbers: dict[str, tuple[str, str]] = {}
+    phones: dict[str, tuple[str, str]] = {}
     for x in flat:
+        id_numbers[x[5]] = (x[24], x[25])
+        for phone, h, masked in x[26]:
+            phones[phone] = (h, masked)
         area = x[14]
         if area is not None:
             amount = areas.get(area)
@@ -1321,17 +1376,17 @@ def _rows_in(
         if day is None:
             day = dates[x[17]] = date.fromordinal(x[17])
         out.append(make((*x[:14], amount, x[15], x[16], day, *x[18:24], ())))
-    return out
+    return _Rows(out, id_numbers, phones)
 
 
-def _start_validating(path: Path, today: date, batch_size: int) -> tuple[Any, Any]:
+def _start_validating(path: Path, today: date, batch_size: int, cipher: PiiCipher) -> tuple[Any, Any]:
     """The validating process and the receiving end of its pipe."""
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     receiver, sender = ctx.Pipe(duplex=False)
     child = ctx.Process(
         target=_validate_in_child,
-        args=(str(path), today, batch_size, sender),
+        args=(str(path), today, batch_size, cipher, sender),
         name="archive-validator",
         daemon=True,
     )
@@ -1374,13 +1429,13 @@ async def import_archive(
     rows, _ = _open(path, today_value)  # the header row is checked here, before anything is loaded
     rows.close()  # type: ignore[attr-defined]
     report = _Report(report_path)
-    queue: asyncio.Queue[list[ValidRow] | None] = asyncio.Queue(maxsize=2)
+    queue: asyncio.Queue[_Rows | list[ValidRow] | None] = asyncio.Queue(maxsize=2)
 
     outcome: list[_Validated] = []
 
     async def validate_rows() -> None:
         loop = asyncio.get_running_loop()
-        child, receiver = _start_validating(path, today_value, batch_size)
+        child, receiver = _start_validating(path, today_value, batch_size, cipher)
         dates: dict[int, date] = {}
         areas: dict[str, Decimal] = {}
         try:
