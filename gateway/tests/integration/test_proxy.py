@@ -82,6 +82,9 @@ async def echo() -> AsyncIterator[tuple[Echo, str]]:
     await task
 
 
+CUSTOMERS = "/api/customer/v1/customers"
+
+
 def free_port() -> int:
     import socket
 
@@ -308,9 +311,7 @@ async def test_a_revoked_access_token_is_refused_at_the_front_door(gateway, staf
 async def test_rate_limits_per_user_answer_429_with_retry_after(gateway, token):
     async with gateway(rate_limit_user_per_minute=3) as (_, client):
         first, second = await token(roles=("agent",)), await token(roles=("agent",))
-        statuses = [
-            (await client.get("/api/customer/v1/customers", headers=bearer(first))).status_code for _ in range(4)
-        ]
+        statuses = [(await client.get(CUSTOMERS, headers=bearer(first))).status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
         r = await client.get("/api/customer/v1/customers", headers=bearer(first))
         assert r.json()["code"] == "rate_limited"
@@ -341,7 +342,7 @@ async def test_idempotent_requests_are_retried_and_writes_are_not(gateway, token
     async with gateway(upstream_attempts=3) as (_, client):
         key = uuid.uuid4().hex
         r = await client.get(
-            "/api/customer/v1/customers", headers={**bearer(agent), "x-test-key": key, "x-test-fail-times": "2"}
+            CUSTOMERS, headers={**bearer(agent), "x-test-key": key, "x-test-fail-times": "2"}
         )
         assert r.status_code == 200 and state.attempts[key] == 3
         key = uuid.uuid4().hex
@@ -380,7 +381,7 @@ async def test_the_circuit_opens_after_repeated_failures_and_closes_after_a_good
     async with gateway(breaker_failures=3, breaker_reset_seconds=0.5, upstream_attempts=1) as (app, client):
         failing = {**bearer(agent), "x-test-status": "503"}
         for _ in range(3):
-            assert (await client.post("/api/customer/v1/customers", headers=failing, json={})).status_code == 503
+            assert (await client.post(CUSTOMERS, headers=failing, json={})).status_code == 503
         before = len(state.seen)
         r = await client.get("/api/customer/v1/customers", headers=bearer(agent))
         assert r.status_code == 503 and r.json()["code"] == "upstream_unavailable"
@@ -462,7 +463,8 @@ async def test_proxied_requests_are_counted_per_route_channel_and_refusal_reason
         assert (
             await client.get("/api/customer/v1/accounts/2301000001/view", headers=bearer(resident))
         ).status_code == 200
-        assert (await client.get("/api/customer/v1/nothing-here", headers=bearer(resident))).status_code == 403
+        refused = await client.get("/api/customer/v1/nothing-here", headers=bearer(resident))
+        assert refused.status_code == 403
     assert value("utilis_gateway_upstream_requests_total", **route) == before + 1
     assert value("utilis_gateway_channel_requests_total", channel="mobile_app") == channel_before + 1
     assert value("utilis_gateway_auth_failures_total", reason="no_policy") == refused_before + 1

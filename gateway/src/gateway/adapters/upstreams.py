@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -162,8 +163,17 @@ class Upstreams:
             breaker.record(ok=response.status_code not in RETRYABLE_STATUSES)
             return response
 
+        try:  # the first attempt outside tenacity: most requests need no retry machinery at all
+            first = await attempt()
+        except httpx.HTTPError as exc:
+            if self.config.attempts == 1 or not retryable_error(exc):
+                raise self._failure(upstream, exc) from exc
+        else:
+            if self.config.attempts == 1 or not retryable_answer(first):
+                return first
+        UPSTREAM_RETRIES.labels(upstream).inc()
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.config.attempts),
+            stop=stop_after_attempt(self.config.attempts - 1),
             wait=wait_exponential_jitter(
                 multiplier=self.config.backoff_initial,
                 max=self.config.backoff_max,
@@ -174,11 +184,16 @@ class Upstreams:
             # Out of attempts: the last answer (a 502/503/504) is the answer, the last error is raised.
             retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
         )
+        await asyncio.sleep(self.config.backoff_initial)
         try:
             return await retrying(attempt)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            raise UpstreamFailed(upstream, "connect") from exc
-        except httpx.TimeoutException as exc:
-            raise UpstreamFailed(upstream, "timeout") from exc
         except httpx.HTTPError as exc:
-            raise UpstreamFailed(upstream, "protocol") from exc
+            raise self._failure(upstream, exc) from exc
+
+    @staticmethod
+    def _failure(upstream: str, exc: httpx.HTTPError) -> UpstreamFailed:
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return UpstreamFailed(upstream, "connect")
+        if isinstance(exc, httpx.TimeoutException):
+            return UpstreamFailed(upstream, "timeout")
+        return UpstreamFailed(upstream, "protocol")
