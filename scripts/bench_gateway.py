@@ -146,7 +146,7 @@ async def main() -> None:
                 elapsed, lat, errors = await drive(port, paths, headers, requests, concurrency)
                 cpu = [
                     (cpu_seconds(p.pid) - b) / requests * 1000
-                    for p, b in zip((gateway, customer), cpu_before)
+                    for p, b in zip((gateway, customer), cpu_before, strict=True)
                 ]
                 results[name] = (requests / elapsed, pct(lat, 50), pct(lat, 99), errors, *cpu)
             print(

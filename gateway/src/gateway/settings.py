@@ -67,6 +67,8 @@ class Settings(ServiceSettings):
     )
     # Merged OpenAPI document: how long a service's document is reused before asking it again.
     openapi_cache_seconds: float = 60.0
+    # Requests per channel are counted in memory and added to the channel_usage table this often.
+    channel_usage_flush_seconds: float = Field(default=5.0, gt=0)
 
     # ---- Resident account binding (issue 3: the accounts a resident may act on) ----
     # The consumer process (`gateway consumer`, like the customer service's): /livez /readyz /metrics on

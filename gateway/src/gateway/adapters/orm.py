@@ -8,10 +8,22 @@ the PII key ring (field ``signing_key``).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, String, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -248,3 +260,21 @@ class AssistedServiceLog(Base):
         Index("ix_assisted_service_log_staff_username", "staff_username", "issued_at"),
         Index("ix_assisted_service_log_issued_at", "issued_at"),
     )
+
+
+# --- Channel usage (issue 3; migration 0005) -------------------------------------------------------------
+
+
+class ChannelUsage(Base):
+    """Proxied requests per business day (Asia/Shanghai), channel and service: the regulator's
+    self-service usage report. Counted in memory by each API process and added here every few seconds."""
+
+    __tablename__ = "channel_usage"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True, comment="business date, Asia/Shanghai")
+    channel: Mapped[str] = mapped_column(String(40), primary_key=True)
+    upstream: Mapped[str] = mapped_column(String(40), primary_key=True, comment="the service called")
+    requests: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (CheckConstraint("requests >= 0", name="requests_not_negative"),)

@@ -15,9 +15,11 @@ from gateway.adapters.ratelimit import RateLimiter
 from gateway.adapters.sms import DevelopmentSmsSender
 from gateway.adapters.upstreams import UpstreamConfig, Upstreams
 from gateway.api import proxy as proxy_api
+from gateway.api import reports as report_api
 from gateway.api import residents as resident_api
 from gateway.api.routes import NO_STORE, router
 from gateway.domain.oauth import OAuthError
+from gateway.service_layer.channel_usage import ChannelUsageRecorder
 from gateway.service_layer.keys import KeyRing, OwnJwks
 from gateway.service_layer.openapi import MergedOpenApi
 from gateway.service_layer.proxy import Proxy
@@ -79,13 +81,24 @@ def create(settings: Settings | None = None) -> FastAPI:
                 breaker_reset_seconds=settings.breaker_reset_seconds,
             ),
         )
-        app.state.proxy = Proxy(settings, app.state.token_verifier, app.state.limiter, app.state.upstreams)
+        app.state.channel_usage = ChannelUsageRecorder(
+            app.state.session_factory, flush_seconds=settings.channel_usage_flush_seconds
+        )
+        app.state.proxy = Proxy(
+            settings,
+            app.state.token_verifier,
+            app.state.limiter,
+            app.state.upstreams,
+            app.state.channel_usage,
+        )
         app.state.merged_openapi = MergedOpenApi(
             app.state.upstreams.client, settings.upstreams, settings.openapi_cache_seconds
         )
+        app.state.channel_usage.start()
         try:
             yield
         finally:
+            await app.state.channel_usage.stop()
             await app.state.upstreams.aclose()
             await app.state.redis.aclose()
             await engine.dispose()
@@ -102,7 +115,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         version=__version__,
         # The proxy's catch-all /api/{service}/... comes last: the gateway's own routes match first.
-        routers=[router, resident_api.router, proxy_api.router],
+        routers=[router, resident_api.router, report_api.router, proxy_api.router],
         lifespan=lifespan,
         readiness=readiness,
     )

@@ -29,6 +29,7 @@ from gateway.adapters.ratelimit import Limit, RateLimiter
 from gateway.adapters.upstreams import CircuitOpen, UpstreamFailed, Upstreams
 from gateway.domain import forwarding
 from gateway.domain.policy import POLICY, PolicyTable, RoutePolicy
+from gateway.service_layer.channel_usage import ChannelUsageRecorder
 from gateway.settings import Settings
 from utilis_shared.auth import Principal, TokenVerifier
 from utilis_shared.context import CORRELATION_ID_HEADER, REQUEST_ID_HEADER, correlation_id_var, request_id_var
@@ -53,6 +54,7 @@ class Proxy:
     verifier: TokenVerifier
     limiter: RateLimiter
     upstreams: Upstreams
+    usage: ChannelUsageRecorder | None = None
     policy: PolicyTable = POLICY
     _verified: dict[str, tuple[Principal, float]] = field(default_factory=dict, repr=False)
 
@@ -109,7 +111,10 @@ class Proxy:
             )
         if not self.upstreams.knows(service):
             raise Problem(f"The {service} service is not available.", status=503, code="service_unavailable")
-        CHANNEL_REQUESTS.labels(principal.channel if principal and principal.channel else "none").inc()
+        if principal is not None:
+            CHANNEL_REQUESTS.labels(principal.channel or "unknown").inc()
+            if self.usage is not None:
+                self.usage.count(principal.channel, service)
         return await self._forward(request, route, service, path, prefix, client_ip)
 
     async def _authenticate(self, request: Request) -> Principal:
