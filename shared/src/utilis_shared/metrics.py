@@ -53,7 +53,11 @@ def route_template(scope: Scope) -> str:
     """The matched route's path template (``/v1/accounts/{account_no}``), never the raw path.
 
     Starlette's router records the matched route in the scope; a request that matched none (404) is
-    ``unmatched``, so random paths cannot blow up the label set."""
+    ``unmatched``, so random paths cannot blow up the label set. A catch-all route that knows better (the
+    gateway's proxy, from its policy table) sets ``scope["utilis.route"]``."""
+    named = scope.get("utilis.route")
+    if named:
+        return named
     route = scope.get("route")
     return getattr(route, "path", None) or "unmatched"
 

@@ -83,6 +83,8 @@ class Proxy:
                 raise NotFound(f"No service is published at /api/{service}.", code="unknown_service")
             AUTH_FAILURES.labels("no_policy").inc()
             raise Forbidden("This route is not open through the gateway.", code="no_policy")
+        # Metrics and the access log name the route by its template (bounded), not the catch-all.
+        request.scope["utilis.route"] = route.template
         client_ip = request.client.host if request.client else "unknown"
         principal = None
         if route.access.public:

@@ -342,6 +342,8 @@ async def test_proxied_requests_are_counted_per_route_channel_and_refusal_reason
     before = value("utilis_gateway_upstream_requests_total", **route)
     channel_before = value("utilis_gateway_channel_requests_total", channel="mobile_app")
     refused_before = value("utilis_gateway_auth_failures_total", reason="no_policy")
+    red = {"service": "gateway", "method": "GET", "route": route["route"], "status": "200"}
+    red_before = value("utilis_http_requests_total", **red)
     async with gateway() as (_, client):
         assert (
             await client.get("/api/customer/v1/accounts/2301000001/view", headers=bearer(resident))
@@ -351,3 +353,5 @@ async def test_proxied_requests_are_counted_per_route_channel_and_refusal_reason
     assert value("utilis_gateway_upstream_requests_total", **route) == before + 1
     assert value("utilis_gateway_channel_requests_total", channel="mobile_app") == channel_before + 1
     assert value("utilis_gateway_auth_failures_total", reason="no_policy") == refused_before + 1
+    # The shared RED metrics (and the access log) name the policy's route template, not the catch-all.
+    assert value("utilis_http_requests_total", **red) == red_before + 1
