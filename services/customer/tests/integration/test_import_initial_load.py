@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from customer import events as ev
 from customer.domain.demo import DemoGenerator, write_csv
-from customer.domain.legacy import CHINESE_HEADERS, validate_records
+from customer.domain.legacy import CHINESE_HEADERS, ArchiveValidator, validate_records
 from customer.service_layer import importer
 from customer.service_layer.importer import ArchiveNotEmpty, ConcurrentChange, import_archive
 from customer.settings import Settings
@@ -260,3 +260,22 @@ async def test_a_customer_registered_mid_import_stops_the_import_and_a_rerun_res
     final = await _counts(engine)
     assert final["accounts"] == again.rows_valid
     assert final["opened"] == final["accounts"]
+
+
+async def test_a_failure_in_the_validating_process_fails_the_import(
+    fresh, cipher: PiiCipher, archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validation runs in a child process (forked: it sees this patch); its error is the import's."""
+    engine, own = fresh
+    path, _ = archive
+    validate = ArchiveValidator.validate
+
+    def broken(self, values, row_no):
+        if row_no == 450:
+            raise ValueError("cell 7 is unreadable")
+        return validate(self, values, row_no)
+
+    monkeypatch.setattr(ArchiveValidator, "validate", broken)
+    with pytest.raises(ValueError, match="cell 7 is unreadable"):
+        await _import(engine, own, cipher, path)
+    assert set((await _counts(engine)).values()) == {0}  # the initial load rolled back

@@ -1462,10 +1462,10 @@ async def import_archive(
                         raise pickle.loads(body)  # noqa: S301 - our own child's data
             await queue.put(None)
         finally:
-            receiver.close()
             if child.is_alive() and not outcome:
-                child.kill()
+                child.kill()  # the loader failed: stop validating (a pending read then ends with EOF)
             await loop.run_in_executor(None, child.join)
+            receiver.close()
 
     try:
         async with engine.connect() as read_conn, engine.connect() as write_conn:
