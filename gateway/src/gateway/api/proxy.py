@@ -1,6 +1,6 @@
 """The front door's routes: ``/api/<service>/...`` to the services, ``/callbacks/...`` to the payment
-service, and the merged OpenAPI document with its Swagger UI. Included last, after every route the
-gateway answers itself (``/api/gateway/...``)."""
+service, and the merged OpenAPI document with its Swagger UI. Included first: the service name never
+matches ``gateway``, whose own routes (``/api/gateway/...``) come after."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.convertors import Convertor, register_url_convertor
 
 from gateway.service_layer import openapi
 from gateway.service_layer.proxy import Proxy
@@ -50,5 +51,20 @@ async def provider_callback(request: Request) -> Response:
 
 # Plain Starlette routes, not FastAPI operations: nothing to validate or inject (the proxy reads the raw
 # request), and FastAPI's per-request dependency machinery is measurable at the gateway's request rates.
-router.add_route("/api/{service}/{path:path}", to_service, methods=METHODS, include_in_schema=False)
+class UpstreamConvertor(Convertor[str]):
+    """A service name in ``/api/<service>/...``, never ``gateway`` (the gateway's own ``/api/gateway/...``
+    routes), so the proxy's routes can be matched first: most requests are proxied, and Starlette tries
+    routes in order."""
+
+    regex = r"(?!gateway/)[a-z][a-z0-9-]{0,39}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("upstream", UpstreamConvertor())
+router.add_route("/api/{service:upstream}/{path:path}", to_service, methods=METHODS, include_in_schema=False)
 router.add_route("/callbacks/{path:path}", provider_callback, methods=METHODS, include_in_schema=False)

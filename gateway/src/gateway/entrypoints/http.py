@@ -114,8 +114,8 @@ def create(settings: Settings | None = None) -> FastAPI:
         title="Utilis gateway",
         description=DESCRIPTION,
         version=__version__,
-        # The proxy's catch-all /api/{service}/... comes last: the gateway's own routes match first.
-        routers=[router, resident_api.router, report_api.router, proxy_api.router],
+        # The proxy's routes first (most requests are proxied; they never match /api/gateway/...).
+        routers=[proxy_api.router, router, resident_api.router, report_api.router],
         lifespan=lifespan,
         readiness=readiness,
     )
