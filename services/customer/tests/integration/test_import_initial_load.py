@@ -86,6 +86,16 @@ async def _counts(engine: AsyncEngine) -> dict[str, int]:
         return {name: (await c.execute(text(sql))).scalar_one() for name, sql in _COUNTS.items()}
 
 
+async def _flagged(engine: AsyncEngine) -> set[frozenset[str]]:
+    """The probable-duplicate pairs, by customer number (the same in two imports of one archive)."""
+    sql = (
+        "SELECT a.customer_no, b.customer_no FROM duplicate_flags f "
+        "JOIN customers a ON a.id = f.customer_id JOIN customers b ON b.id = f.duplicate_of_id"
+    )
+    async with engine.connect() as c:
+        return {frozenset(pair) for pair in (await c.execute(text(sql))).all()}
+
+
 async def _schema(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as c:
         return list((await c.execute(text(_SCHEMA))).scalars())
@@ -112,6 +122,7 @@ async def test_initial_load_writes_what_the_incremental_path_writes(
     assert await _schema(engine) == schema  # every index and constraint is back, validated
     assert bulk.accounts_created == len(expected.valid) and bulk.duplicates_flagged > 0
     loaded = await _counts(engine)
+    flagged = await _flagged(engine)  # found in memory (an initial load), not by the query
 
     # The same archive through the incremental path, into another empty database: the same rows.
     async with devstack.throwaway_database(f"customer_il_{uuid.uuid4().hex[:10]}", MIGRATIONS) as url:
@@ -121,6 +132,7 @@ async def test_initial_load_writes_what_the_incremental_path_writes(
             incremental = await _import(other, other_settings, cipher, path, initial_load=False)
             assert not incremental.initial_load
             assert await _counts(other) == loaded
+            assert await _flagged(other) == flagged and len(flagged) == bulk.duplicates_flagged
         finally:
             await other.dispose()
     assert {k: getattr(bulk, k) for k in _SUMMARY_COUNTS} == {

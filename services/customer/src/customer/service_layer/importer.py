@@ -430,7 +430,7 @@ WITH holder AS (
     FROM holder x
     JOIN holder y ON y.phone_bidx = x.phone_bidx AND y.property_cert_no = x.property_cert_no
                  AND y.customer_id <> x.customer_id
-    WHERE $1::uuid[] IS NULL OR x.customer_id = ANY($1::uuid[])
+    WHERE x.customer_id = ANY($1::uuid[])
 )
 SELECT newer, older FROM pairs
 WHERE NOT EXISTS (
@@ -647,6 +647,10 @@ class _Loader:
         self.created: set[uuid.UUID] = set()  # customers and premises created by this run
         self.touched: set[uuid.UUID] = set()  # customers given an account by this run
         self.id_keys: dict[str, tuple[str, str]] = {}  # the batch's ID numbers -> (blind index, masked)
+        # An initial load's (customer, premise) of every account and property certificate of every premise,
+        # for the probable-duplicate rule at the end (see _duplicate_pairs).
+        self.holdings: list[tuple[uuid.UUID, uuid.UUID]] = []
+        self.certs: dict[uuid.UUID, str] = {}
         self.phone_keys: dict[str, tuple[str, str]] = {}  # the batch's phones -> (blind index, masked)
 
     # -- the pipeline -------------------------------------------------------------------------------
@@ -869,6 +873,8 @@ class _Loader:
             cert = f.property_cert_no or next((g.property_cert_no for g in group if g.property_cert_no), None)
             pid = _new_id()
             self.created.add(pid)
+            if cert is not None and self.initial_load:
+                self.certs[pid] = cert
             batch.premises.append(
                 (pid, f.district, f.community, f.building, f.unit, f.room, f.address, key, area, cert)
             )
@@ -993,8 +999,10 @@ class _Loader:
         s.meters_created += len(batch.meters)
         s.events_written += len(outbox)
         touched = self.touched
+        holdings = self.holdings
         for a in batch.accounts:
             touched.add(a[2])
+            holdings.append((a[2], a[3]))
 
     def _without_missing_meters(
         self,
@@ -1034,9 +1042,10 @@ class _Loader:
             return 0
         pg = self.write
         async with pg.transaction():
-            # An initial load gave an account to every customer there is: no need to list them.
-            touched = None if self.initial_load else list(self.touched)
-            pairs = await pg.fetch(_DUPLICATE_CANDIDATES, touched, DUPLICATE_REASON)
+            if self.initial_load:
+                pairs: Any = self._duplicate_pairs()
+            else:
+                pairs = await pg.fetch(_DUPLICATE_CANDIDATES, list(self.touched), DUPLICATE_REASON)
             if not pairs:
                 return 0
             inserted = await pg.fetch(
@@ -1047,6 +1056,29 @@ class _Loader:
                 DUPLICATE_REASON,
             )
         return len(inserted)
+
+    def _duplicate_pairs(self) -> list[tuple[uuid.UUID, uuid.UUID]]:
+        """:data:`_DUPLICATE_CANDIDATES` for an initial load, from memory: the whole archive is this run's
+        (every customer is in the cache, none merged, no flags yet), so the query's join over all of it
+        is a grouping of what the loader already holds. Pairs of customers sharing a contact phone (blind
+        index) and the property certificate of a premise where either has an account, as (newer, older)
+        by id; a test requires the same flags as the query's."""
+        phones = {c.id: c.phone_bidx for c in self.customers.values()}
+        certs = self.certs
+        groups: dict[tuple[str, str], set[uuid.UUID]] = {}
+        for customer_id, premise_id in self.holdings:
+            cert = certs.get(premise_id)
+            if cert is None:
+                continue
+            for h in phones[customer_id]:
+                groups.setdefault((h, cert), set()).add(customer_id)
+        pairs: set[tuple[uuid.UUID, uuid.UUID]] = set()
+        for members in groups.values():
+            if len(members) > 1:
+                ordered = sorted(members, key=lambda u: u.bytes)  # PostgreSQL orders uuids bytewise
+                for i, older in enumerate(ordered):
+                    pairs.update((newer, older) for newer in ordered[i + 1 :])
+        return sorted(pairs, key=lambda p: (p[0].bytes, p[1].bytes))
 
 
 def _premise_ref(rec: Any) -> _Premise:
