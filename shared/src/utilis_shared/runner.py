@@ -16,18 +16,24 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import uvicorn
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from utilis_shared.health import HealthCheck, livez, readyz_endpoint
+from utilis_shared.db import create_engine
+from utilis_shared.health import HealthCheck, KafkaProbe, database_check, livez, readyz_endpoint
+from utilis_shared.logging import configure_logging
 from utilis_shared.metrics import metrics_endpoint
+from utilis_shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 
 class Worker(Protocol):
+    async def start(self) -> None: ...
     async def run_forever(self) -> None: ...
     def stop(self) -> None: ...
+    async def close(self) -> None: ...
 
 
 def run_api(app_factory: str, *, host: str, port: int, workers: int = 1, graceful_seconds: int = 20) -> None:
@@ -82,3 +88,26 @@ def run(coro_factory: Callable[[], Awaitable[None]]) -> None:
     import uvloop
 
     uvloop.run(coro_factory())
+
+
+async def run_worker(
+    settings: ServiceSettings, kind: str, make_worker: Callable[[AsyncEngine], Worker]
+) -> None:
+    """Run one background process of a service (``relay``, ``consumer``): its own small connection pool,
+    readiness on the database and the broker, the management server, graceful stop on SIGTERM."""
+    configure_logging(f"{settings.service_name}-{kind}", settings.log_level)
+    engine = create_engine(settings, pool_size=2, max_overflow=2)
+    probe = KafkaProbe(settings.kafka_bootstrap)
+    worker = make_worker(engine)
+    await worker.start()
+    try:
+        await serve_worker(
+            worker,
+            checks=[HealthCheck("database", database_check(engine)), HealthCheck("broker", probe.check)],
+            host=settings.http_host,
+            port=settings.management_port,
+        )
+    finally:
+        await worker.close()
+        await probe.close()
+        await engine.dispose()

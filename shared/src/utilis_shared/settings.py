@@ -45,6 +45,8 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     max_body_bytes: int = 1_048_576
+    # /livez /readyz /metrics of a background process (relay, consumer); one port per process kind.
+    management_port: int = 9100
 
     # Authentication: access tokens are verified here, against the issuer's published keys.
     jwks_url: str = Field(

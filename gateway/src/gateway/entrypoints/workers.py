@@ -8,11 +8,9 @@ from __future__ import annotations
 from gateway.service_layer.bindings import registry
 from gateway.settings import Settings
 from utilis_shared import kafka
-from utilis_shared.db import create_engine, create_session_factory
-from utilis_shared.health import HealthCheck, KafkaProbe, database_check
+from utilis_shared.db import create_session_factory
 from utilis_shared.inbox import EventConsumer
-from utilis_shared.logging import configure_logging
-from utilis_shared.runner import serve_worker
+from utilis_shared.runner import run_worker
 
 
 def make_consumer(settings: Settings, session_factory, *, group_id: str | None = None) -> EventConsumer:
@@ -28,19 +26,6 @@ def make_consumer(settings: Settings, session_factory, *, group_id: str | None =
 
 
 async def run_consumer(settings: Settings) -> None:
-    configure_logging(f"{settings.service_name}-consumer", settings.log_level)
-    engine = create_engine(settings, pool_size=2, max_overflow=2)
-    probe = KafkaProbe(settings.kafka_bootstrap)
-    worker = make_consumer(settings, create_session_factory(engine))
-    await worker.start()
-    try:
-        await serve_worker(
-            worker,
-            checks=[HealthCheck("database", database_check(engine)), HealthCheck("broker", probe.check)],
-            host=settings.http_host,
-            port=settings.management_port,
-        )
-    finally:
-        await worker.close()
-        await probe.close()
-        await engine.dispose()
+    await run_worker(
+        settings, "consumer", lambda engine: make_consumer(settings, create_session_factory(engine))
+    )
