@@ -230,11 +230,16 @@ class BillReceivable:
             cap = min(cap, Decimal(policy.cap_fen))
         return cap
 
+    def late_fee_accrual(self, start: datetime, end: datetime, policy: LateFeePolicy) -> Decimal:
+        """Late fee accruing over ``[start, end]`` (clipped to the accrual start), uncapped and unrounded."""
+        start = max(to_second(start), self.accrual_start(policy))
+        return policy.daily_rate * self.overdue_exposure(start, end) / SECONDS_PER_DAY
+
     def accrued_late_fee(self, at: datetime, policy: LateFeePolicy) -> Decimal:
         """Total late fee accrued from the start of accrual up to ``at``: capped, unrounded fen. Gross of
         what was paid or waived."""
-        exposure = self.overdue_exposure(self.accrual_start(policy), at)
-        return min(policy.daily_rate * exposure / SECONDS_PER_DAY, self.late_fee_cap(policy))
+        accrual = self.late_fee_accrual(self.accrual_start(policy), at, policy)
+        return min(accrual, self.late_fee_cap(policy))
 
     def late_fee_outstanding_fen(self, at: datetime, policy: LateFeePolicy) -> int:
         """Late fee owed at ``at``, rounded to the fen (the amount a settlement at ``at`` would take)."""
