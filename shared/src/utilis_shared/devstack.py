@@ -57,6 +57,12 @@ class ServiceSpec:
     database: str
     processes: dict[str, int]
     demo: tuple[str, ...] = ()  # arguments of its console script that load its demo data
+    # The gateway publishes the service's API under /api/<route>/ (default: the service's name).
+    route: str = ""
+
+    @property
+    def api_route(self) -> str:
+        return self.route or self.name
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,7 @@ def load_platform(path: Path = PLATFORM_FILE) -> Platform:
             database=spec["database"],
             processes={k: int(v) for k, v in spec["processes"].items()},
             demo=tuple(str(a) for a in spec.get("demo") or ()),
+            route=str(spec.get("route") or ""),
         )
         for name, spec in (data.get("services") or {}).items()
     }
@@ -186,7 +193,7 @@ def service_env(
     )
     if platform and spec.name == GATEWAY and gateway:
         upstreams = {
-            name: f"http://127.0.0.1:{other.processes['api']}"
+            other.api_route: f"http://127.0.0.1:{other.processes['api']}"
             for name, other in platform.services.items()
             if name != GATEWAY and "api" in other.processes
         }
