@@ -74,6 +74,15 @@ def test_one_second_late_accrues_but_rounds_to_zero_fen() -> None:
     assert b.late_fee_outstanding_fen(DUE + timedelta(seconds=1), POLICY) == 0
 
 
+def test_an_interval_starting_before_the_due_time_only_accrues_after_it() -> None:
+    # [due − 5 days, due + 1 day] with 3 grace days: nothing accrues before due + 3 days.
+    # [due − 5 days, due + 4 days]: one day after the grace → 207600 × 0.0005 × 1 = 103.8 fen
+    policy = LateFeePolicy(daily_rate=RATE, grace_period=timedelta(days=3))
+    b = bill()
+    assert b.late_fee_accrual(DUE - timedelta(days=5), DUE + timedelta(days=1), policy) == 0
+    assert b.late_fee_accrual(DUE - timedelta(days=5), DUE + timedelta(days=4), policy) == Decimal("103.8")
+
+
 def test_sub_second_part_of_an_instant_is_ignored() -> None:
     assert bill().accrued_late_fee(DUE + timedelta(microseconds=999_999), POLICY) == 0
 
@@ -286,7 +295,7 @@ def test_fee_is_monotonic_in_time_and_never_above_the_cap(
 @given(
     principal=principals,
     rate=rates,
-    offsets=st.lists(st.integers(0, 400 * 86_400), min_size=3, max_size=3),
+    offsets=st.lists(st.integers(-30 * 86_400, 400 * 86_400), min_size=3, max_size=3),
     payments=st.lists(
         st.tuples(st.integers(0, 400 * 86_400), st.integers(1, 1_000_000)), min_size=0, max_size=4
     ),
