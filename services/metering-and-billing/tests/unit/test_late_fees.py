@@ -4,7 +4,7 @@ settlement, piecewise accrual after partial payments, and waivers. Figures are w
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 from hypothesis import given
@@ -70,7 +70,7 @@ def test_one_second_late_accrues_but_rounds_to_zero_fen() -> None:
     # 207600 × 0.0005 / 86400 = 103.8 / 86400 = 0.0012013888… fen
     b = bill()
     accrued = b.accrued_late_fee(DUE + timedelta(seconds=1), POLICY)
-    assert accrued == Decimal("103.8") / 86400
+    assert accrued.quantize(Decimal("1e-20")) == Decimal("0.00120138888888888889")
     assert b.late_fee_outstanding_fen(DUE + timedelta(seconds=1), POLICY) == 0
 
 
@@ -81,6 +81,15 @@ def test_an_interval_starting_before_the_due_time_only_accrues_after_it() -> Non
     b = bill()
     assert b.late_fee_accrual(DUE - timedelta(days=5), DUE + timedelta(days=1), policy) == 0
     assert b.late_fee_accrual(DUE - timedelta(days=5), DUE + timedelta(days=4), policy) == Decimal("103.8")
+
+
+def test_accrual_does_not_depend_on_the_callers_decimal_context() -> None:
+    at = DUE + timedelta(days=10, hours=6, seconds=7)
+    expected = bill().accrued_late_fee(at, POLICY)
+    with localcontext() as ctx:
+        ctx.prec = 3
+        assert bill().accrued_late_fee(at, POLICY) == expected
+        assert bill().late_fee_outstanding_fen(at, POLICY) == 1064
 
 
 def test_sub_second_part_of_an_instant_is_ignored() -> None:

@@ -40,12 +40,13 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Context, Decimal
 from enum import StrEnum
 
 from utilis_shared.timeutil import BUSINESS_TZ, business_date_of
 
 SECONDS_PER_DAY = 86_400
+_ACCRUAL_CONTEXT = Context(prec=34, rounding=ROUND_HALF_EVEN)
 _ONE_SECOND = timedelta(seconds=1)
 
 #: Roles allowed to approve a late-fee waiver. ``billing_supervisor`` is not (yet) in the shared ``Role``
@@ -102,7 +103,7 @@ def _seconds(delta: timedelta) -> int:
 
 def round_fen(amount: Decimal) -> int:
     """Round an unrounded Decimal amount of fen half up to a whole fen (the settlement rounding)."""
-    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return int(amount.quantize(Decimal(1), rounding=ROUND_HALF_UP, context=_ACCRUAL_CONTEXT))
 
 
 def due_instant(due_date: date) -> datetime:
@@ -233,7 +234,10 @@ class BillReceivable:
     def late_fee_accrual(self, start: datetime, end: datetime, policy: LateFeePolicy) -> Decimal:
         """Late fee accruing over ``[start, end]`` (clipped to the accrual start), uncapped and unrounded."""
         start = max(to_second(start), self.accrual_start(policy))
-        return policy.daily_rate * self.overdue_exposure(start, end) / SECONDS_PER_DAY
+        exposure = self.overdue_exposure(start, end)
+        # A fixed context: the result must not depend on whatever decimal context the caller set.
+        ctx = _ACCRUAL_CONTEXT
+        return ctx.divide(ctx.multiply(policy.daily_rate, exposure), SECONDS_PER_DAY)
 
     def accrued_late_fee(self, at: datetime, policy: LateFeePolicy) -> Decimal:
         """Total late fee accrued from the start of accrual up to ``at``: capped, unrounded fen. Gross of
