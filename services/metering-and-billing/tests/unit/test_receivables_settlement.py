@@ -194,6 +194,26 @@ def test_reversal_after_the_prepaid_excess_was_drawn_creates_a_debit() -> None:
     assert r.reopened_bill_nos == ("B-OCT",)
 
 
+def test_reversing_an_earlier_payment_keeps_a_later_one() -> None:
+    # Bill 100000 fen due NOV_DUE.
+    # A at +4 days, 60000: fee 100000 × 0.0005 × 4 = 200, principal 59800 → 40200 left.
+    # B at +10 days, 50000: fee round(200 + 40200 × 0.0005 × 6) − 200 = round(320.6) − 200 = 121,
+    #   principal 40200, excess 50000 − 121 − 40200 = 9679 to prepaid. The bill is settled.
+    # Reverse A at +10 days: without A the principal was 100000 for all 10 days → accrued 500 fen;
+    #   B's 121 fee and 40200 principal stay → owes principal 59800 + fee 500 − 121 = 379.
+    a = settle(60_000, NOV_DUE + timedelta(days=4), [bill("B", 100_000, NOV_DUE)], payment_id="A")
+    b = settle(50_000, NOV_DUE + timedelta(days=10), a.bills, prepaid=a.prepaid_after_fen, payment_id="B")
+    assert (b.allocations[0].late_fee_fen, b.allocations[0].principal_fen) == (121, 40_200)
+    assert b.prepaid_after_fen == 9_679 and b.settled_bill_nos == ("B",)
+    at = NOV_DUE + timedelta(days=10)
+    r = reverse_settlement(a, bills=b.bills, prepaid_fen=b.prepaid_after_fen, reversed_at=at, policy=POLICY)
+    restored = r.bills[0]
+    assert [p.ref for p in restored.postings] == ["B"]
+    assert restored.principal_outstanding_fen == 59_800
+    assert restored.late_fee_outstanding_fen(at, POLICY) == 379
+    assert r.reopened_bill_nos == ("B",) and r.prepaid_after_fen == 9_679 and r.debit_fen == 0
+
+
 def test_reversing_twice_or_with_the_wrong_bills_is_refused() -> None:
     s = settle(1_000, OCT_DUE, [bill("B", 1_000, OCT_DUE)])
     r = reverse_settlement(s, bills=s.bills, prepaid_fen=0, reversed_at=OCT_DUE, policy=POLICY)
