@@ -152,7 +152,8 @@ class TariffBill:
     @property
     def exact_total(self) -> Decimal:
         """The sum of the lines' unrounded amounts, in yuan (for checks; the bill is ``total_fen``)."""
-        return sum((line.exact_amount for line in self.lines), _ZERO)
+        with localcontext(prec=_WORKING_PRECISION):
+            return sum((line.exact_amount for line in self.lines), _ZERO)
 
 
 def round_to_fen(amount_yuan: Decimal) -> int:
