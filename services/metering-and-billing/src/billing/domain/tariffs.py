@@ -30,6 +30,13 @@ Splitting a period (the segments):
     With more than one cut, the parts' own day apportionment may place a 0.001 differently, so the
     equality then holds within rounding only.
 
+Monotonic in volume (tested): for a period no cut divides, more volume (in total or in any time-of-use
+    band) never gives a smaller total, to the fen: each line's quantity only grows with the volume and
+    rounding half up is monotonic. For a cut period the promise is weaker: growing the volume by 0.001
+    can move a rounded cut point and so 0.001 of volume from one segment's prices to its neighbour's,
+    which can lower the exact total by 0.001 times the difference of the two prices per cut (0.02 yuan at a
+    20 元 difference), and the rounded total by that plus half a fen per line.
+
 Tiers (阶梯): the year's running total before the period is ``usage.year_to_date_volume``; a segment's
     volume fills the tiers from where that total stands, and the total moves on. A segment starting on the
     tier year's start day (including the period's first day) starts again from 0.
@@ -215,12 +222,16 @@ def compute_bill(plan: TariffPlan, usage: Usage) -> TariffBill:
     else:
         total_parts = apportion_by_days(usage.total_volume, cuts)
     components = [c for v in plan.versions for c in v.components]
-    reset_days = {c.tier_year_starts_on for c in components if isinstance(c, TieredVolumeCharge)}
+    reset_days = {
+        (int(c.tier_year_starts_on[:2]), int(c.tier_year_starts_on[3:]))  # (month, day) of "MM-DD"
+        for c in components
+        if isinstance(c, TieredVolumeCharge)
+    }
     running_total = usage.year_to_date_volume
     lines: list[BillLine] = []
     with localcontext(prec=_WORKING_PRECISION):
         for index, (start, end) in enumerate(pairwise(cuts)):
-            if start.strftime("%m-%d") in reset_days:
+            if (start.month, start.day) in reset_days:
                 running_total = _ZERO
             segment = _Segment(
                 plan=plan,
