@@ -32,10 +32,12 @@ Splitting a period (the segments):
 
 Monotonic in volume (tested): for a period no cut divides, more volume (in total or in any time-of-use
     band) never gives a smaller total, to the fen: each line's quantity only grows with the volume and
-    rounding half up is monotonic. For a cut period the promise is weaker: growing the volume by 0.001
-    can move a rounded cut point and so 0.001 of volume from one segment's prices to its neighbour's,
-    which can lower the exact total by 0.001 times the difference of the two prices per cut (0.02 yuan at a
-    20 元 difference), and the rounded total by that plus half a fen per line.
+    rounding half up is monotonic. For a cut period the promise is weaker. With the exact day shares it
+    holds as long as each tier costs no less than the tier below it (true of every 阶梯 plan; not
+    enforced, since a coefficient may be set on one tier only). Then rounding the cut points to 0.001
+    can still move 0.001 of volume from one segment's prices to its neighbour's as the volume grows,
+    lowering the exact total by up to 0.001 × the price difference per cut (0.02 yuan at a 20 元
+    difference), and the rounded total by that plus half a fen per line.
 
 Tiers (阶梯): the year's running total before the period is ``usage.year_to_date_volume``; a segment's
     volume fills the tiers from where that total stands, and the total moves on. A segment starting on the
