@@ -141,6 +141,19 @@ def test_rollover_limit_is_inclusive():
     assert bad.kind is ConsumptionKind.UNDETERMINED
 
 
+def test_rollover_needs_the_previous_value_near_the_top():
+    # With the defaults (both 10%) a plausible wrap implies a previous value ≥ 90000; a stricter
+    # configuration separates them: top 5% → previous ≥ 95000.
+    cfg = MeteringConfig(rollover_near_fraction=D("0.05"), rollover_max_fraction=D("0.1"))
+    # 93000 → 100: implied (100000 − 93000) + 100 = 7100 ≤ 10000, but 93000 < 95000 → an error.
+    used = consumption_between(reading("93000", at(1, 1)), reading("100", at(1, 31)), config=cfg)
+    assert used.kind is ConsumptionKind.UNDETERMINED
+    assert [f.code for f in used.flags] == [FlagCode.VALUE_DECREASED]
+    # 96000 → 100: 4100, near the top → a rollover.
+    ok = consumption_between(reading("96000", at(1, 1)), reading("100", at(1, 31)), config=cfg)
+    assert (ok.kind, ok.volume) == (ConsumptionKind.ROLLOVER, D(4100))
+
+
 def test_recorded_replacement_splits_the_consumption():
     # Old meter M1: 4500 → final 4560 (60); new meter M2: initial 3 → 40 (37). Total 97.
     rep = MeterReplacement(at(1, 15), "M1", D(4560), "M2", D(3))
