@@ -389,6 +389,23 @@ def test_explicit_periods_override_the_derived_ones():
     assert check_reading(reading("1840", at(7, 30)), HISTORY, now=NOW).codes == (FlagCode.CONSUMPTION_HIGH,)
 
 
+def test_only_the_latest_history_periods_count():
+    # Four old periods at 10/day (300 per 30 days), then four at 3 3.2 2.8 3.1 per day; window of 4.
+    # Latest four: median (3 + 3.1) / 2 = 3.05; |dev| 0.05 0.15 0.25 0.05 → MAD (0.05 + 0.15) / 2 = 0.1;
+    # limit 3.5 × 0.14826 = 0.519. A new 30-day period of 300 (10/day) is far off: flagged.
+    # With all eight the median would be (3.2 + 10) / 2 = 6.6 and MAD 3.45: 10 would pass unflagged.
+    cfg = MeteringConfig(history_periods=4)
+    hist = monthly_history(["300", "300", "300", "300", "90", "96", "84", "93"])
+    assert hist[-1].value == D(2563) and hist[-1].read_at == at(8, 29)
+    new = reading("2863", at(9, 28))
+    check = check_reading(new, hist, now=NOW, config=cfg)
+    assert check.statistics.median == D("3.05")
+    assert check.codes == (FlagCode.CONSUMPTION_HIGH,)
+    wide = check_reading(new, hist, now=NOW, config=MeteringConfig(history_periods=8))
+    assert wide.statistics.median == D("6.6")
+    assert wide.flags == ()
+
+
 def test_flag_codes_are_stable():
     assert {c.value for c in FlagCode} == {
         "rollover",
