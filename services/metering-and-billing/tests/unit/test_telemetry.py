@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -152,8 +153,16 @@ def test_show_temperature(value, shown):
 temps = st.decimals(min_value=-30, max_value=150, places=2, allow_nan=False, allow_infinity=False)
 
 
-@settings(max_examples=200, deadline=None)
-@given(value=temps, minimum=st.decimals(min_value=30, max_value=70, places=1))
+minimums = st.one_of(
+    *(
+        st.decimals(min_value=30, max_value=70, places=p, allow_nan=False, allow_infinity=False)
+        for p in (0, 1, 2)
+    )
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=temps, minimum=minimums)
 def test_sentence_agrees_with_the_comparison(value, minimum):
     policy = ReturnTemperaturePolicy(min_return_c=minimum)
     result = assess_return_temperature(
@@ -161,5 +170,16 @@ def test_sentence_agrees_with_the_comparison(value, minimum):
     )
     assert result.below_minimum == (value < minimum)
     assert ("低于" in result.sentence_zh) == (value < minimum)
-    # the shown value is on the same side of the minimum as the measured one
-    assert (D(show_temperature(value)) < minimum) == (value < minimum)
+    # the figures in the sentence are on the same side of each other as the measured ones
+    shown_value, shown_minimum = re.findall(r"(-?[0-9.]+)°C", result.sentence_zh)
+    assert D(shown_minimum) == minimum
+    assert (D(shown_value) < D(shown_minimum)) == (value < minimum)
+
+
+def test_shown_value_follows_a_finer_minimum():
+    # minimum 45.05: 45.04 is below; at 0.1 it would show as "45", so it is shown to 0.01.
+    policy = ReturnTemperaturePolicy(min_return_c=D("45.05"))
+    result = assess_return_temperature(
+        latest_values([sample(HOME, 5, None, "45.049")], HOME), now=NOW, policy=policy
+    )
+    assert result.sentence_zh == "您家的回水温度为 45.04°C，低于 45.05°C 的标准，我们将安排检查。"

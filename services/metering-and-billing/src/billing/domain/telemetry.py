@@ -15,8 +15,9 @@ Decisions:
 * Status, in this order: no return value at all → ``NO_DATA``; the latest return value older than
   ``max_age`` → ``STALE`` (the sentence gives the old value and its time; ``below_minimum`` is still
   computed on it); else ``BELOW_MINIMUM`` or ``OK``.
-* Shown temperatures are cut (floored) to 0.1 °C and lose a trailing ".0", so the sentence never says
-  "45°C，低于 45°C" for 44.96 °C (it says 44.9°C). Times are shown in Asia/Shanghai.
+* Shown temperatures are cut (floored) to 0.1 °C (or to the minimum's own precision when finer) and lose
+  trailing zeros, so the shown value is always on the same side of the minimum as the measured one: the
+  sentence never says "45°C，低于 45°C" for 44.96 °C (it says 44.9°C). Times are shown in Asia/Shanghai.
 """
 
 from __future__ import annotations
@@ -164,10 +165,14 @@ class TelemetryAssessment:
         return self.status is not ReturnTemperatureStatus.OK
 
 
-def show_temperature(value: Decimal) -> str:
-    """Floored to 0.1 °C, without a trailing ".0": 38 → "38", 44.96 → "44.9", 50.25 → "50.2"."""
-    text = format(value.quantize(Decimal("0.1"), rounding=ROUND_FLOOR), "f")
-    return text[:-2] if text.endswith(".0") else text
+def show_temperature(value: Decimal, places: int = 1) -> str:
+    """Floored to ``places`` decimals (at least 1), without trailing zeros: 38 → "38", 44.96 → "44.9",
+    50.25 → "50.2"; with places=2, 45.049 → "45.04"."""
+    quantum = Decimal(1).scaleb(-max(places, 1))
+    text = format(value.quantize(quantum, rounding=ROUND_FLOOR), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 def _local_time(instant: datetime) -> str:
@@ -186,13 +191,15 @@ def assess_return_temperature(
     else:
         label = site.name or site.site_id
         subject_zh, subject_en = f"{label}的", f"{label}'s"
-    minimum = show_temperature(policy.min_return_c)
+    # the reading is shown at least as precisely as the minimum, so both sit on the same side of it
+    places = max(1, -policy.min_return_c.normalize().as_tuple().exponent)
+    minimum = show_temperature(policy.min_return_c, places)
 
     parts = []
     if latest.supply_c is not None:
         parts.append(f"供水 {show_temperature(latest.supply_c)}°C")
     if latest.return_c is not None:
-        parts.append(f"回水 {show_temperature(latest.return_c)}°C")
+        parts.append(f"回水 {show_temperature(latest.return_c, places)}°C")
     if latest.return_at is not None:
         parts.append(f"回水更新于 {_local_time(latest.return_at)}")
     detail = "，".join(parts) if parts else "暂无温度数据"
@@ -209,7 +216,7 @@ def assess_return_temperature(
             detail,
         )
 
-    shown = show_temperature(latest.return_c)
+    shown = show_temperature(latest.return_c, places)
     below = latest.return_c < policy.min_return_c
     age = now - latest.return_at
     if age > policy.max_age:
