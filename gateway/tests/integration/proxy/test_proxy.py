@@ -198,7 +198,7 @@ async def test_rate_limits_per_user_answer_429_with_retry_after(gateway, token):
         assert statuses == [200, 200, 200, 429]
         r = await client.get("/api/customer/v1/customers", headers=bearer(first))
         assert r.json()["code"] == "rate_limited"
-        assert 1 <= int(r.headers["retry-after"]) <= 20  # one request per 20 s refills
+        assert 0 < int(r.headers["retry-after"]) <= 20  # one request per 20 s refills
         # Another user is not affected.
         assert (await client.get("/api/customer/v1/customers", headers=bearer(second))).status_code == 200
 
