@@ -7,6 +7,12 @@ either) and is retried with backoff up to ``consumer_max_attempts``; then the me
 ``<topic>.dlq`` with the failure in its headers and, once the DLQ write is acknowledged, its offset is
 committed so later messages keep flowing. A message that is not a valid envelope goes to the DLQ at once.
 Offsets are committed only after the database commit (or the DLQ ack) of every message before them.
+
+Effects outside the database that must follow a commit (a cache invalidation) are ``after_commit`` hooks:
+they run after the commit of a processed event *and* on a duplicate delivery (the first delivery may have
+committed, then died before its hook ran), always before the offset is committed; so a crash anywhere
+before the offset commit replays the hook. Hooks must therefore be idempotent. A failing hook is retried
+like a failing handler (the replay finds the inbox row and runs only the hook).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from utilis_shared.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 Handler = Callable[[UnitOfWork, Event], Awaitable[None]]
+AfterCommit = Callable[[Event], Awaitable[None]]
 
 
 @dataclass
@@ -39,11 +46,22 @@ class HandlerRegistry:
     """Event type -> handler. Events of other types are recorded in the inbox and ignored."""
 
     handlers: dict[str, Handler] = field(default_factory=dict)
+    after_commit: dict[str, AfterCommit] = field(default_factory=dict)
 
     def on(self, *event_types: str) -> Callable[[Handler], Handler]:
         def decorate(fn: Handler) -> Handler:
             for event_type in event_types:
                 self.handlers[event_type] = fn
+            return fn
+
+        return decorate
+
+    def after(self, *event_types: str) -> Callable[[AfterCommit], AfterCommit]:
+        """Register an idempotent effect to run after the commit (and on every duplicate delivery)."""
+
+        def decorate(fn: AfterCommit) -> AfterCommit:
+            for event_type in event_types:
+                self.after_commit[event_type] = fn
             return fn
 
         return decorate
@@ -162,11 +180,16 @@ class EventConsumer:
                 .returning(inbox_messages.c.event_id)
             )
             if inserted.first() is None:
-                return "duplicate"
-            if handler is not None:
-                await handler(uow, event)
-            await uow.commit()
-            return "processed" if handler is not None else "ignored"
+                outcome = "duplicate"
+            else:
+                if handler is not None:
+                    await handler(uow, event)
+                await uow.commit()
+                outcome = "processed" if handler is not None else "ignored"
+        hook = self.registry.after_commit.get(event.type)
+        if hook is not None:
+            await hook(event)
+        return outcome
 
     async def _dead_letter(self, record: ConsumerRecord, reason: str, *, attempts: int) -> None:
         headers = decode_headers(record.headers)

@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
 from billing.adapters.orm import BillingAccount
-from billing.service_layer.accounts import registry
+from billing.service_layer.consumers import registry
 from customer.events import AccountClosed, AccountOpened, PremiseRef
 from customer.events import catalog as customer_catalog
 from utilis_shared.db import create_session_factory, inbox_messages

@@ -75,6 +75,7 @@ class BillingAccount(Base):
     household_size: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))
     heated_area_m2: Mapped[Decimal | None] = mapped_column(Numeric(10, 2))
+    district: Mapped[str | None] = mapped_column(String(50))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from billing import __version__
+from billing.api import readings
 from billing.api.routes import router
 from billing.settings import Settings, get_settings
 from utilis_shared.auth import TokenVerifier
@@ -57,7 +58,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         title="Utilis metering and billing service",
         description=DESCRIPTION,
         version=__version__,
-        routers=[router],
+        routers=[router, readings.router],
         lifespan=lifespan,
         readiness=readiness,
     )

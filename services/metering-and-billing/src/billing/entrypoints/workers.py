@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billing.service_layer.accounts import registry
+from billing.service_layer.consumers import registry
 from billing.settings import Settings
 from utilis_shared.db import create_session_factory
 from utilis_shared.inbox import EventConsumer

@@ -1,8 +1,8 @@
 """What billing keeps of the customer service's accounts (``billing_accounts``), from ``customer.events``.
 
 The customer service owns accounts; billing keeps the few fields that price a bill: utility, customer class
-(tariff class), household size (wider tiers), status (suspended premises pay a share of area charges) and
-heated area. Handlers are idempotent by construction: the consumer's inbox records each event id in the
+(tariff class), household size (wider tiers), status (suspended premises pay a share of area charges),
+heated area and district (billing runs select by district). Handlers are idempotent by construction: the consumer's inbox records each event id in the
 same transaction (an event delivered twice counts once), and a row only moves forward in event time
 (``last_event_at``), so a replayed or late event cannot roll it back. Events about an account billing has
 never seen opened are ignored (they are keyed by account number, so its ``opened`` comes first).
@@ -45,6 +45,7 @@ async def account_opened(uow: UnitOfWork, event: Event) -> None:
         "household_size": data["household_size"],
         "status": "active",
         "heated_area_m2": _area(data.get("premise")),
+        "district": (data.get("premise") or {}).get("district"),
         "last_event_at": event.time,
     }
     stmt = insert(BillingAccount).values(**values)
@@ -95,6 +96,8 @@ async def account_updated(uow: UnitOfWork, event: Event) -> None:
 
 @registry.on("customer.premise.updated")
 async def premise_updated(uow: UnitOfWork, event: Event) -> None:
-    area = _area(event.data.get("premise"))
+    premise = event.data.get("premise") or {}
     for account_no in event.data.get("account_nos", []):
-        await _change(uow, account_no, event.time, heated_area_m2=area)
+        await _change(
+            uow, account_no, event.time, heated_area_m2=_area(premise), district=premise.get("district")
+        )

@@ -1,0 +1,7 @@
+"""Use cases of meter readings (placeholder: being built)."""
+
+from __future__ import annotations
+
+from utilis_shared.inbox import HandlerRegistry
+
+registry = HandlerRegistry()
