@@ -118,3 +118,168 @@ class QuoteRead(BaseModel):
     lines: list[QuoteLine]
     total: Money
     year_to_date_volume_after: Decimal
+
+
+# ---- billing runs, bills, notes, waivers, lookups
+AccountNo = Annotated[str, Field(pattern=r"^[0-9]{6,20}$", examples=["31000000017"])]
+
+
+class Selection(BaseModel):
+    """Which accounts a run bills: all of the plan's utility and class, one district, or a list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["all", "district", "accounts"]
+    district: str | None = Field(None, max_length=50, examples=["南岗区"])
+    account_nos: list[AccountNo] | None = Field(None, max_length=10_000)
+
+
+class BillingRunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cycle: str = Field(pattern=r"^[0-9]{4}[0-9A-Z]{1,8}$", examples=["2026S", "202611"])
+    tariff_plan_code: PlanCode
+    period_start: dt.date = Field(examples=["2026-10-20"])
+    period_end: dt.date = Field(description="excluded", examples=["2027-04-21"])
+    issue_date: dt.date = Field(examples=["2026-10-01"])
+    due_date: dt.date = Field(examples=["2026-10-19"])
+    selection: Selection = Field(default_factory=lambda: Selection(kind="all"))
+
+
+class BillingRunRead(BaseModel):
+    id: str
+    cycle: str
+    tariff_plan_code: str
+    utility: str
+    customer_class: str
+    period_start: dt.date
+    period_end: dt.date
+    issue_date: dt.date
+    due_date: dt.date
+    selection: dict[str, Any]
+    status: Literal["pending", "running", "completed", "failed"]
+    cursor: str | None
+    accounts_seen: int
+    bills_issued: int
+    billed: Money
+    skipped: dict[str, int]
+    requested_by: str
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    created_at: dt.datetime
+
+
+class NoteCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_fen: int = Field(gt=0, le=100_000_000_00, examples=[12000])
+    reason: str = Field(min_length=2, max_length=500, examples=["面积核定有误，按 86.2 m² 重算，退还差额"])
+    due_date: dt.date | None = Field(None, description="debit notes only; default: 15 days after issue")
+
+
+class WaiverCreate(BaseModel):
+    """The approver is the caller (``billing_supervisor``); ``requested_by`` is who asked for it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requested_by: str = Field(min_length=1, max_length=200, examples=["billing01"])
+    reason: str = Field(min_length=2, max_length=500, examples=["低保户，经审批减免滞纳金"])
+    amount_fen: int | None = Field(None, gt=0, description="default: all of the late fee outstanding now")
+
+
+class WaiverRead(BaseModel):
+    id: str
+    bill_no: str
+    account_no: str
+    at: dt.datetime
+    amount: Money
+    late_fee_before: Money
+    late_fee_after: Money
+    requested_by: str
+    approved_by: str
+    reason: str
+
+
+class OpenBillDue(BaseModel):
+    bill_no: str
+    kind: str
+    due_date: dt.date
+    overdue: bool
+    principal_due: Money
+    late_fee: Money
+    amount_due: Money
+
+
+class BalanceRead(BaseModel):
+    """What the account owes now: the late fee is accrued to ``as_of`` (to the second)."""
+
+    account_no: str
+    as_of: dt.datetime
+    amount_due: Money
+    principal_due: Money
+    late_fee: Money
+    prepaid_balance: Money
+    open_bills: list[OpenBillDue]
+
+
+class BillHeader(BaseModel):
+    bill_no: str
+    kind: Literal["bill", "credit_note", "debit_note"]
+    cycle: str | None
+    original_bill_no: str | None
+    period_start: dt.date | None
+    period_end: dt.date | None
+    issue_date: dt.date
+    due_date: dt.date
+    total: Money
+    volume: str | None
+    estimated: bool
+    status: Literal["paid", "unpaid", "credit"]
+    settled_at: dt.datetime | None
+
+
+class BillList(BaseModel):
+    items: list[BillHeader]
+    next_cursor: str | None
+
+
+class BillLineRead(BaseModel):
+    kind: str
+    description: str
+    quantity: str
+    unit: str
+    unit_price: str
+    amount: Money
+    tier: int | None = None
+
+
+class PostingRead(BaseModel):
+    ref: str
+    kind: str
+    at: dt.datetime
+    principal: Money
+    late_fee: Money
+
+
+class BillDetail(BillHeader):
+    account_no: str
+    utility: str
+    tariff_plan_code: str | None
+    reason: str | None
+    lines: list[BillLineRead]
+    principal_paid: Money
+    late_fee_credited: Money
+    postings: list[PostingRead]
+
+
+class UsagePeriod(BaseModel):
+    cycle: str | None
+    period_start: dt.date | None
+    period_end: dt.date | None
+    volume: str | None
+    total: Money
+
+
+class UsageHistory(BaseModel):
+    account_no: str
+    periods: list[UsagePeriod]

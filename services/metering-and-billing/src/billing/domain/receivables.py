@@ -149,11 +149,12 @@ class PostingKind(StrEnum):
     PAYMENT = "payment"
     PREPAID = "prepaid"  # drawn from the account's prepaid balance
     WAIVER = "waiver"  # late fee waived; no money moved
+    CREDIT = "credit"  # a credit note reduces the principal still owed; no money moved
 
 
 @dataclass(frozen=True)
 class Posting:
-    """One application to a bill: money (payment or prepaid draw) or a waiver, at an instant."""
+    """One application to a bill: money (payment, prepaid draw), a credit note or a waiver, at an instant."""
 
     ref: str
     kind: PostingKind
@@ -167,6 +168,8 @@ class Posting:
         _fen(self.principal_fen, "principal_fen")
         if self.kind is PostingKind.WAIVER and self.principal_fen:
             raise ValueError("a waiver only reduces the late fee")
+        if self.kind is PostingKind.CREDIT and self.late_fee_fen:
+            raise ValueError("a credit note only reduces the principal")
 
 
 @dataclass(frozen=True)
@@ -592,3 +595,19 @@ def account_balance(
         late_fee_due_fen=sum(b.late_fee_outstanding_fen(at, policy) for b in bills),
         prepaid_fen=_fen(prepaid_fen, "prepaid_fen"),
     )
+
+
+# ------------------------------------------------------------------------------------- credit notes
+def credit_principal(
+    bill: BillReceivable, *, note_no: str, amount_fen: int, at: datetime
+) -> tuple[BillReceivable, int, int]:
+    """Apply a credit note of ``amount_fen`` to ``bill`` at ``at``: it reduces the principal still owed
+    (so the late fee accrues on less from that second on). What exceeds the outstanding principal (the bill
+    was already paid) is returned for the service layer to carry to the prepaid balance explicitly.
+    Returns ``(bill, credited_to_bill_fen, carried_over_fen)``."""
+    _fen(amount_fen, "amount_fen", positive=True)
+    on_bill = min(amount_fen, bill.principal_outstanding_fen)
+    if on_bill == 0:
+        return bill, 0, amount_fen
+    posting = Posting(ref=note_no, kind=PostingKind.CREDIT, at=at, principal_fen=on_bill)
+    return bill._post(posting), on_bill, amount_fen - on_bill

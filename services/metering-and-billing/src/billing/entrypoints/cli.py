@@ -1,7 +1,8 @@
 """``metering-and-billing`` command: every process kind and operator task of the service, one image, one
 entry point.
 
-metering-and-billing api | relay | consumer     the three long-running processes
+metering-and-billing api | relay | consumer | scheduler   the long-running processes
+metering-and-billing bill --cycle --plan ...    create a billing run and process it in the foreground
 metering-and-billing migrate                    Alembic upgrade to head (a Helm pre-upgrade Job)
 metering-and-billing seed-tariffs [FILES]       load the seed tariff plans (seeds/tariffs/*.json), re-runnable
 metering-and-billing events-schemas             write the JSON Schemas of the emitted events
@@ -53,6 +54,75 @@ def consumer() -> None:
     from utilis_shared.runner import run
 
     run(lambda: run_consumer(get_settings()))
+
+
+@app.command()
+def scheduler() -> None:
+    """Process billing runs and send due payment reminders."""
+    from billing.entrypoints.workers import run_scheduler
+    from utilis_shared.runner import run
+
+    run(lambda: run_scheduler(get_settings()))
+
+
+@app.command()
+def bill(
+    cycle: Annotated[str, typer.Option(help="e.g. 2026S (heating season) or 202611 (a month)")],
+    plan: Annotated[str, typer.Option(help="tariff plan code")],
+    period_start: Annotated[str, typer.Option(help="YYYY-MM-DD")],
+    period_end: Annotated[str, typer.Option(help="YYYY-MM-DD, excluded")],
+    issue_date: Annotated[str, typer.Option(help="YYYY-MM-DD")],
+    due_date: Annotated[str, typer.Option(help="YYYY-MM-DD")],
+    district: Annotated[str | None, typer.Option(help="bill one district only")] = None,
+) -> None:
+    """Create a billing run and process it in the foreground, with a progress bar (a Kubernetes Job, or
+    an operator's terminal); re-running the same cycle bills only accounts without a bill for it."""
+    import datetime as dt
+
+    from rich.progress import Progress
+
+    from billing.adapters.cache import LookupCache
+    from billing.service_layer import billing_runs
+    from utilis_shared.db import UnitOfWork, create_session_factory, engine_scope
+
+    settings = get_settings()
+    request = billing_runs.RunRequest(
+        cycle=cycle,
+        tariff_plan_code=plan,
+        period_start=dt.date.fromisoformat(period_start),
+        period_end=dt.date.fromisoformat(period_end),
+        issue_date=dt.date.fromisoformat(issue_date),
+        due_date=dt.date.fromisoformat(due_date),
+        selection={"kind": "district", "district": district} if district else {"kind": "all"},
+    )
+
+    async def main() -> None:
+        cache = LookupCache.from_settings(settings)
+        async with engine_scope(settings) as engine:
+            factory = create_session_factory(engine)
+            async with UnitOfWork(factory, settings) as uow:
+                run = await billing_runs.create_run(uow, request=request, requested_by="cli")
+                await uow.commit()
+            with Progress(transient=True) as bar:
+                task = bar.add_task(f"billing {cycle}", total=None)
+
+                def progress(r) -> None:
+                    bar.update(
+                        task,
+                        completed=r.accounts_seen,
+                        description=f"billing {cycle}: {r.bills_issued} bills",
+                    )
+
+                run = await billing_runs.process_run(
+                    factory, settings, run.id, invalidate=cache.invalidate, on_chunk=progress
+                )
+        await cache.close()
+        typer.echo(
+            f"run {run.id}: {run.status}, {run.bills_issued} bills, {run.billed_fen} fen, "
+            f"skipped {run.skipped}"
+        )
+
+    asyncio.run(main())
 
 
 @app.command()

@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from billing import __version__
-from billing.api import readings
+from billing.adapters.cache import LookupCache
+from billing.api import bills, readings
 from billing.api.routes import router
+from billing.service_layer.lookups import statement_loader
 from billing.settings import Settings, get_settings
 from utilis_shared.auth import TokenVerifier
 from utilis_shared.db import create_engine, create_session_factory
-from utilis_shared.health import HealthCheck, KafkaProbe, database_check
+from utilis_shared.health import HealthCheck, KafkaProbe, database_check, redis_check
 from utilis_shared.logging import configure_logging
 from utilis_shared.web import create_app
 
@@ -22,8 +24,10 @@ DESCRIPTION = """
 Metering and billing (抄表计费) of the Utilis platform. Built so far: versioned tariff plans (阶梯, seasonal,
 time-of-use, heating by area and two-part heating, fixed fees, regulator coefficients) with effective
 dates per utility and customer class, and quotes that price a period's usage with the tariff engine (bill
-lines and total in integer fen). Readings, billing runs, receivables, late fees, reminders and the
-residents' bill lookups come next (issue 4).
+lines and total in integer fen); meter readings and heating telemetry; billing runs (idempotent, resumable)
+that issue numbered, immutable bills with their tier lines; credit and debit notes; receivables settled by
+payment events (late fee first, oldest bill first, the rest to the prepaid balance); late-fee waivers;
+and the residents' bill lookups served from Redis (amount due with the late fee accrued to the second).
 
 Errors are `application/problem+json` with a stable `code`. Money is `{"amount_fen": …, "currency": "CNY"}`.
 """
@@ -40,9 +44,12 @@ def create(settings: Settings | None = None) -> FastAPI:
         app.state.session_factory = create_session_factory(engine)
         app.state.kafka_probe = KafkaProbe(settings.kafka_bootstrap)
         app.state.token_verifier = TokenVerifier.from_settings(settings)
+        app.state.lookup_cache = LookupCache.from_settings(settings)
+        app.state.statement_loader = statement_loader(app.state.session_factory)
         try:
             yield
         finally:
+            await app.state.lookup_cache.close()
             await app.state.kafka_probe.close()
             await engine.dispose()
 
@@ -51,6 +58,8 @@ def create(settings: Settings | None = None) -> FastAPI:
         return [
             HealthCheck("database", database_check(app.state.engine)),
             HealthCheck("broker", app.state.kafka_probe.check, critical=False),
+            # Lookups fall back to the database without Redis (slower, never wrong).
+            HealthCheck("cache", redis_check(app.state.lookup_cache.redis), critical=False),
         ]
 
     app = create_app(
@@ -58,7 +67,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         title="Utilis metering and billing service",
         description=DESCRIPTION,
         version=__version__,
-        routers=[router, readings.router],
+        routers=[router, readings.router, bills.router],
         lifespan=lifespan,
         readiness=readiness,
     )
