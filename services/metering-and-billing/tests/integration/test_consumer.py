@@ -133,4 +133,5 @@ async def test_account_opened_then_closed_is_kept_once_and_never_rolled_back(set
 
 async def test_the_handlers_are_registered_for_the_customer_events_they_read() -> None:
     assert {"customer.account.opened", "customer.account.closed"} <= set(registry.handlers)
-    assert set(registry.handlers) <= set(customer_catalog.types)
+    customer_handled = {t for t in registry.handlers if t.startswith("customer.")}
+    assert customer_handled <= set(customer_catalog.types)

@@ -97,7 +97,7 @@ async def issue_credit_note(
             )
         )
     ).scalar_one()
-    creditable = original.total_fen + debited - credited
+    creditable = int(original.total_fen + debited - credited)  # SUM(bigint) is numeric in PostgreSQL
     if amount_fen > creditable:
         raise invalid_field(
             "amount_fen",
