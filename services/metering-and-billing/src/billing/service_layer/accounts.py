@@ -19,6 +19,7 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 
 from billing.adapters.orm import BillingAccount
+from billing.service_layer import readings, telemetry
 from utilis_shared.db import UnitOfWork
 from utilis_shared.events import Event
 from utilis_shared.inbox import HandlerRegistry
@@ -55,6 +56,12 @@ async def account_opened(uow: UnitOfWork, event: Event) -> None:
         where=_table.c.last_event_at <= stmt.excluded.last_event_at,
     )
     await uow.session.execute(stmt)
+    # readings and telemetry: the account's meters (with their installation readings) and its premise
+    for meter in data.get("meters") or []:
+        await readings.keep_meter(uow, data["account_no"], meter, event.time)
+    premise_id = (data.get("premise") or {}).get("premise_id")
+    if premise_id:
+        await telemetry.keep_premise(uow, data["account_no"], str(premise_id), event.time)
 
 
 async def _change(uow: UnitOfWork, account_no: str, event_time: datetime, **values: Any) -> None:
@@ -101,3 +108,15 @@ async def premise_updated(uow: UnitOfWork, event: Event) -> None:
         await _change(
             uow, account_no, event.time, heated_area_m2=_area(premise), district=premise.get("district")
         )
+        if premise.get("premise_id"):
+            await telemetry.keep_premise(uow, account_no, str(premise["premise_id"]), event.time)
+
+
+@registry.on("customer.meter.installed")
+async def meter_installed(uow: UnitOfWork, event: Event) -> None:
+    await readings.keep_meter(uow, event.data["account_no"], event.data["meter"], event.time)
+
+
+@registry.on("customer.meter.replaced")
+async def meter_replaced(uow: UnitOfWork, event: Event) -> None:
+    await readings.keep_replacement(uow, event.data, event.time)
