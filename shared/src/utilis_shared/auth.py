@@ -37,6 +37,7 @@ class Role(StrEnum):
     TECHNICIAN = "technician"
     INSPECTOR = "inspector"
     BILLING_CLERK = "billing_clerk"
+    BILLING_SUPERVISOR = "billing_supervisor"  # approves late-fee waivers
     ANALYST = "analyst"
     ADMIN = "admin"
 

@@ -77,8 +77,8 @@ class StaffUser(TimestampMixin, Base):
         CheckConstraint("status IN ('active', 'disabled')", name="status"),
         CheckConstraint("cardinality(roles) > 0", name="has_role"),
         CheckConstraint(
-            "roles <@ ARRAY['agent', 'dispatcher', 'technician', 'inspector', 'billing_clerk', 'analyst',"
-            " 'admin']::varchar[]",
+            "roles <@ ARRAY['agent', 'dispatcher', 'technician', 'inspector', 'billing_clerk',"
+            " 'billing_supervisor', 'analyst', 'admin']::varchar[]",
             name="known_roles",
         ),
     )

@@ -144,6 +144,20 @@ BANKS = partners("accounts:read")  # banks confirm an account (masked holder) be
 OWN_ACCOUNT = READERS | RESIDENTS  # residents pass here; the service lets them see only their own
 ACCOUNT_LOOKUP = OWN_ACCOUNT | BANKS
 
+# The metering-and-billing service's families (services/metering-and-billing/src/billing/api/deps.py).
+TARIFF_READERS = staff(Role.AGENT, Role.BILLING_CLERK, Role.ANALYST)
+CLERKS = staff(Role.BILLING_CLERK)
+BILL_LOOKUP = staff(Role.AGENT, Role.BILLING_CLERK, Role.ANALYST) | RESIDENTS
+SUPERVISORS = staff(Role.BILLING_SUPERVISOR)
+READING_ENTRY = staff(Role.TECHNICIAN, Role.BILLING_CLERK) | RESIDENTS
+READING_READERS = staff(Role.BILLING_CLERK, Role.AGENT, Role.TECHNICIAN, Role.ANALYST) | RESIDENTS
+READING_UPLOAD = CLERKS | partners("readings:write")
+TELEMETRY_UPLOAD = staff(Role.TECHNICIAN) | partners("telemetry:write")
+TELEMETRY_READERS = staff(Role.AGENT, Role.TECHNICIAN, Role.BILLING_CLERK) | RESIDENTS
+RUN_READERS = staff(Role.BILLING_CLERK, Role.ANALYST)
+SITE_CONFIG = staff(Role.TECHNICIAN, Role.BILLING_CLERK)
+QUOTE = TARIFF_READERS | RESIDENTS
+
 # fmt: off
 POLICY = PolicyTable([
     # ---- customer ------------------------------------------------------------------------------------
@@ -167,6 +181,30 @@ POLICY = PolicyTable([
     RoutePolicy("customer", "PATCH", "/v1/premises/{premise_id}",                             FRONT_OFFICE),
     RoutePolicy("customer", "GET",   "/v1/duplicates",                                        ADMIN),
     RoutePolicy("customer", "POST",  "/v1/duplicates/{flag_id}/dismissal",                    ADMIN),
+    # ---- metering-and-billing (/api/billing) -----------------------------------------------------------
+    RoutePolicy("billing",  "GET",   "/v1/tariff-plans",                                      TARIFF_READERS),
+    RoutePolicy("billing",  "GET",   "/v1/tariff-plans/{code}/versions",                      TARIFF_READERS),
+    RoutePolicy("billing",  "POST",  "/v1/tariff-plans",                                      CLERKS),
+    RoutePolicy("billing",  "POST",  "/v1/tariff-plans/{code}/quote",                        QUOTE),
+    RoutePolicy("billing",  "POST",  "/v1/billing-runs",                                      CLERKS),
+    RoutePolicy("billing",  "GET",   "/v1/billing-runs/{run_id}",                             RUN_READERS),
+    RoutePolicy("billing",  "POST",  "/v1/bills/{bill_no}/credit-notes",                      CLERKS),
+    RoutePolicy("billing",  "POST",  "/v1/bills/{bill_no}/debit-notes",                       CLERKS),
+    RoutePolicy("billing",  "POST",  "/v1/bills/{bill_no}/late-fee-waivers",                  SUPERVISORS),
+    RoutePolicy("billing",  "GET",   "/v1/accounts/{account_no}/balance",                     BILL_LOOKUP),
+    RoutePolicy("billing",  "GET",   "/v1/accounts/{account_no}/bills",                       BILL_LOOKUP),
+    RoutePolicy("billing",  "GET",   "/v1/accounts/{account_no}/bills/{bill_no}",             BILL_LOOKUP),
+    RoutePolicy("billing",  "GET",   "/v1/accounts/{account_no}/usage-history",               BILL_LOOKUP),
+    RoutePolicy("billing",  "POST",  "/v1/accounts/{account_no}/readings",                    READING_ENTRY),
+    RoutePolicy("billing",  "GET",   "/v1/accounts/{account_no}/readings", READING_READERS),
+    RoutePolicy("billing",  "POST",  "/v1/accounts/{account_no}/readings/estimates",          CLERKS),
+    RoutePolicy("billing",  "POST",  "/v1/readings/batches",                                  READING_UPLOAD),
+    RoutePolicy("billing",  "GET",   "/v1/readings/review-queue",                             CLERKS),
+    RoutePolicy("billing",  "POST",  "/v1/readings/{reading_id}/approve",                     CLERKS),
+    RoutePolicy("billing",  "POST",  "/v1/readings/{reading_id}/reject",                      CLERKS),
+    RoutePolicy("billing",  "POST",  "/v1/telemetry/samples", TELEMETRY_UPLOAD),
+    RoutePolicy("billing",  "PUT",   "/v1/telemetry/sites/{site_kind}/{site_id}",             SITE_CONFIG),
+    RoutePolicy("billing",  "GET",   "/v1/accounts/{account_no}/heating-telemetry", TELEMETRY_READERS),
     # ---- payment: providers' and banks' asynchronous notifications -----------------------------------
     RoutePolicy("payment",  "POST",  "/callbacks/{provider}",                 PUBLIC, limit="callback"),
     RoutePolicy("payment",  "POST",  "/callbacks/{provider}/{kind}",          PUBLIC, limit="callback"),

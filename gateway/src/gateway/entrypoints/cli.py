@@ -109,7 +109,10 @@ def add_staff(
     username: str,
     role: Annotated[
         list[str],
-        typer.Option(help="agent, dispatcher, technician, inspector, billing_clerk, analyst, admin (repeat)"),
+        typer.Option(
+            help="agent, dispatcher, technician, inspector, billing_clerk, billing_supervisor, analyst, "
+            "admin (repeat)"
+        ),
     ],
     password: Annotated[str | None, typer.Option(help="at least 10 characters; generated if omitted")] = None,
     name: Annotated[str, typer.Option(help="display name")] = "",

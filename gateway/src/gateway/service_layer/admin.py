@@ -136,6 +136,7 @@ DEMO_STAFF: list[tuple[str, str, list[str]]] = [
     ("technician01", "赵维修", ["technician"]),
     ("inspector01", "刘安检", ["inspector"]),
     ("billing01", "陈收费", ["billing_clerk"]),
+    ("supervisor01", "孙主管", ["billing_supervisor"]),
     ("analyst01", "周分析", ["analyst"]),
     ("admin01", "系统管理员", ["admin"]),
 ]

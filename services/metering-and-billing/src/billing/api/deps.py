@@ -28,11 +28,10 @@ CanQuote = Annotated[Principal, Depends(require(roles=TARIFF_READERS, residents=
 
 
 # Billing runs, notes, waivers and lookups.
-BILLING_SUPERVISOR = "billing_supervisor"  # approves late-fee waivers (admin passes every role check)
 CanRunBilling = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK,)))]
 CanReadRuns = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK, Role.ANALYST)))]
 CanIssueNotes = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK,)))]
-CanApproveWaivers = Annotated[Principal, Depends(require(roles=(BILLING_SUPERVISOR,)))]
+CanApproveWaivers = Annotated[Principal, Depends(require(roles=(Role.BILLING_SUPERVISOR,)))]
 # Residents see their own accounts; agents explain bills on the phone; clerks and analysts read them.
 CanLookUp = Annotated[
     Principal,
