@@ -36,7 +36,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import and_, any_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import distinct_on, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from billing.adapters.orm import BillingAccount, Meter, MeterReadingRow, ReadingTrueUp
@@ -921,7 +921,7 @@ async def period_volumes(
                 select(r.account_no, r.id, r.source)
                 .where(r.account_no == any_(found), r.status == "accepted", r.read_at <= start)
                 .order_by(r.account_no, *newest_first)
-                .distinct(r.account_no)
+                .ext(distinct_on(r.account_no))
             )
         ).all()
     }
