@@ -68,6 +68,34 @@ class Settings(ServiceSettings):
     heating_min_return_c: Decimal = Decimal("45")
     telemetry_max_age_minutes: int = Field(360, ge=1)
 
+    # ---- payment reminders (service_layer/reminders.py, adapters/notifications.py)
+    # Channel: "development" records and logs each message (nothing leaves the process); "sms" and "wechat"
+    # post a template message to the notification gateway, which resolves the account's phone number or
+    # WeChat openid (billing never holds either).
+    notification_channel: str = Field("development", pattern="^(development|sms|wechat)$")
+    notification_sms_url: str = "http://127.0.0.1:8190/v1/sms-messages"
+    notification_wechat_url: str = "http://127.0.0.1:8190/v1/wechat-template-messages"
+    notification_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # The gateway's template code per reminder kind (before_due, overdue, collection).
+    notification_templates: dict[str, str] = Field(
+        default_factory=lambda: {
+            "before_due": "billing_due_soon",
+            "overdue": "billing_overdue",
+            "collection": "billing_collection",
+        }
+    )
+    # Reminder steps as [{"code": "due_minus_5d", "offset_days": -5, "kind": "before_due"}, ...]; empty: the
+    # domain's defaults (5 and 1 days before the due date, 1 and 15 days overdue, collection at 30 days).
+    reminder_steps: list[dict[str, str | int]] = Field(default_factory=list)
+    reminder_send_time: str = Field("09:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")  # Asia/Shanghai
+    # A failed send is retried by later sweeps, after retry_minutes × 2^(attempts − 1), at most max_attempts.
+    reminder_max_attempts: int = Field(6, ge=1, le=50)
+    reminder_retry_minutes: int = Field(5, ge=0, le=1440)
+    # How far past the last step a bill is still looked at (a scheduler down for longer misses steps).
+    reminder_window_margin_days: int = Field(10, ge=0, le=365)
+    # Open bills read per query while sweeping (each bill is then its own transaction).
+    reminder_sweep_batch_size: int = Field(200, ge=1, le=10_000)
+
 
 @lru_cache
 def get_settings() -> Settings:
