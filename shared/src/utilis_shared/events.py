@@ -11,16 +11,23 @@ check them.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from asyncpg.pgproto.pgproto import UUID as _PgUUID
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
+from uuid_utils import uuid7
 
 from utilis_shared.context import KAFKA_CORRELATION_HEADER, current_correlation_id
 from utilis_shared.ids import new_id
+
+#: The outbox columns of :meth:`EventCatalog.outbox_record` (for ``COPY ... (columns)``).
+OUTBOX_RECORD_COLUMNS = ("id", "topic", "key", "event_type", "payload", "headers")
 
 
 class Event(BaseModel):
@@ -82,6 +89,45 @@ class EventCatalog:
             data=payload.model_dump(mode="json"),
         )
 
+    def outbox_record(
+        self,
+        model: type[BaseModel],
+        subject: str,
+        data: dict[str, Any],
+        topic: str,
+        time_json: bytes | None = None,
+    ) -> tuple[Any, ...]:
+        """The outbox row (:data:`OUTBOX_RECORD_COLUMNS`) of event ``model`` with payload ``data``, built
+        without pydantic, for bulk writers (an archive import, a billing run) that emit thousands of
+        events a second: what ``build(...)`` then :meth:`Event.to_bytes` / :meth:`Event.kafka_headers_dict`
+        give, byte for byte, provided ``data`` is the payload as ``model_dump(mode="json")`` would give it
+        (keys in the model's field order; uuids, dates and decimals as their JSON strings). Callers pin
+        that with a test that builds each event both ways. ``time_json``: the event time, serialised (a
+        batch's events may share it); now by default. ``payload`` is bytes, ``headers`` a JSON string."""
+        if self._models.get(model.__event_type__) is not model:  # type: ignore[attr-defined]
+            raise KeyError(f"{model.__name__} is not registered in the {self.source} catalog")
+        event_id = _PgUUID(uuid7().bytes)  # a UUIDv7, as new_id(), three times cheaper to make and print
+        sid = str(event_id)
+        event_type: str = model.__event_type__  # type: ignore[attr-defined]
+        correlation_id = current_correlation_id()
+        if time_json is None:
+            time_json = to_json(datetime.now(UTC))
+        middle, tail = _envelope_parts(
+            self.source,
+            event_type,
+            model.__schema_version__,  # type: ignore[attr-defined]
+            time_json,
+            correlation_id,
+        )
+        payload = b"".join((b'{"id":"', sid.encode(), middle, to_json(subject), tail, to_json(data), b"}"))
+        if correlation_id:
+            headers = json.dumps(
+                {"event_type": event_type, "event_id": sid, KAFKA_CORRELATION_HEADER: correlation_id}
+            )
+        else:  # event type and id only: both plain ASCII, no escaping needed
+            headers = f'{{"event_type": "{event_type}", "event_id": "{sid}"}}'
+        return (event_id, topic, subject, event_type, payload, headers)
+
     @property
     def types(self) -> dict[str, type[BaseModel]]:
         return dict(self._models)
@@ -103,3 +149,17 @@ class EventCatalog:
             path.write_text(json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
             written.append(path)
         return written
+
+
+@functools.lru_cache(maxsize=256)
+def _envelope_parts(
+    source: str, event_type: str, schema_version: int, time_json: bytes, correlation_id: str | None
+) -> tuple[bytes, bytes]:
+    """The envelope's JSON around the id, the subject and the data: what ``Event.to_bytes`` writes, in its
+    field order (id, type, source, time, subject, schema_version, correlation_id, data)."""
+    middle = (
+        b'","type":' + to_json(event_type) + b',"source":' + to_json(source)
+        + b',"time":' + time_json + b',"subject":'
+    )  # fmt: skip
+    tail = b',"schema_version":' + to_json(schema_version) + b',"correlation_id":' + to_json(correlation_id)
+    return middle, tail + b',"data":'

@@ -42,7 +42,6 @@ import asyncio
 import codecs
 import contextlib
 import csv
-import functools
 import gc
 import json
 import marshal
@@ -72,7 +71,8 @@ from customer.domain.legacy import (
     Problem,
     ValidRow,
 )
-from utilis_shared.context import KAFKA_CORRELATION_HEADER, current_correlation_id, current_request_id
+from utilis_shared.context import current_request_id
+from utilis_shared.events import OUTBOX_RECORD_COLUMNS
 from utilis_shared.pii import PiiCipher, mask_id_number, mask_phone
 from utilis_shared.settings import ServiceSettings
 from utilis_shared.timeutil import business_today
@@ -389,7 +389,7 @@ def _columns(records: list[tuple[Any, ...]], width: int) -> list[Any]:
     return list(zip(*records, strict=True)) if records else [()] * width
 
 
-_OUTBOX_COLUMNS = ("id", "topic", "key", "event_type", "payload", "headers")
+_OUTBOX_COLUMNS = OUTBOX_RECORD_COLUMNS
 
 # An initial load's COPY columns: a batch's records, then the constants the INSERTs above write.
 _COPY_CUSTOMERS = (
@@ -1199,41 +1199,11 @@ def _opened_data(
     }
 
 
-@functools.lru_cache(maxsize=64)
-def _envelope_parts(
-    event_type: str, schema_version: int, time_json: bytes, correlation_id: str | None
-) -> tuple[bytes, bytes]:
-    """The envelope's JSON around the id, the subject and the data: what ``Event.to_bytes`` writes, in its
-    field order (id, type, source, time, subject, schema_version, correlation_id, data)."""
-    middle = (
-        b'","type":' + to_json(event_type) + b',"source":' + to_json(ev.catalog.source)
-        + b',"time":' + time_json + b',"subject":'
-    )  # fmt: skip
-    tail = b',"schema_version":' + to_json(schema_version) + b',"correlation_id":' + to_json(correlation_id)
-    return middle, tail + b',"data":'
-
-
 def _event_record(
     model: Any, subject: str, data: dict[str, Any], topic: str, time_json: bytes | None = None
 ) -> tuple[Any, ...]:
-    """The outbox record of the event ``model`` with payload ``data``: what ``catalog.build(payload,
-    subject=subject)`` and :meth:`Event.to_bytes` / :meth:`Event.kafka_headers_dict` would give.
-    ``time_json``: the event time, serialised (the events of one batch share it); now by default."""
-    event_id = _new_id()
-    sid = str(event_id)
-    event_type: str = model.__event_type__
-    correlation_id = current_correlation_id()
-    if time_json is None:
-        time_json = to_json(datetime.now(UTC))
-    middle, tail = _envelope_parts(event_type, model.__schema_version__, time_json, correlation_id)
-    payload = b"".join((b'{"id":"', sid.encode(), middle, to_json(subject), tail, to_json(data), b"}"))
-    if correlation_id:
-        headers = json.dumps(
-            {"event_type": event_type, "event_id": sid, KAFKA_CORRELATION_HEADER: correlation_id}
-        )
-    else:  # event type and id only: both plain ASCII, no escaping needed
-        headers = f'{{"event_type": "{event_type}", "event_id": "{sid}"}}'
-    return (event_id, topic, subject, event_type, payload, headers)
+    """The outbox record of the event ``model`` with payload ``data`` (the catalog's bulk path)."""
+    return ev.catalog.outbox_record(model, subject, data, topic, time_json)
 
 
 # ---------------------------------------------------------------------------------------------------
