@@ -147,7 +147,7 @@ ACCOUNT_LOOKUP = OWN_ACCOUNT | BANKS
 # The metering-and-billing service's families (services/metering-and-billing/src/billing/api/deps.py).
 TARIFF_READERS = staff(Role.AGENT, Role.BILLING_CLERK, Role.ANALYST)
 CLERKS = staff(Role.BILLING_CLERK)
-BILL_LOOKUP = staff(Role.AGENT, Role.BILLING_CLERK, Role.ANALYST) | RESIDENTS
+BILL_LOOKUP = staff(Role.AGENT, Role.BILLING_CLERK, Role.ANALYST) | RESIDENTS | partners("bills:read")
 SUPERVISORS = staff(Role.BILLING_SUPERVISOR)
 READING_ENTRY = staff(Role.TECHNICIAN, Role.BILLING_CLERK) | RESIDENTS
 READING_READERS = staff(Role.BILLING_CLERK, Role.AGENT, Role.TECHNICIAN, Role.ANALYST) | RESIDENTS

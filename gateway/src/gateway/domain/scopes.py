@@ -18,6 +18,8 @@ SCOPES: dict[str, str] = {
     "payments:read": "Read payment status.",
     "reconciliation:read": "Download daily reconciliation files.",
     "reports:read": "Read aggregate regulatory reports (self-service usage per channel, complaints).",
+    "readings:write": "Upload meter readings in bulk (remote-meter head ends, IoT gateways).",
+    "telemetry:write": "Upload heating telemetry samples (substation and premise sensors, SCADA).",
 }
 
 # RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )

@@ -162,7 +162,7 @@ class LateFeeWaived(BaseModel):
     at: datetime
 
 
-@catalog.register("billing.reminder.sent")
+@catalog.register("billing.reminder.dispatched")
 class ReminderSent(BaseModel):
     account_no: str
     bill_no: str

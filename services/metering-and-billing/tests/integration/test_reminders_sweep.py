@@ -171,7 +171,7 @@ async def test_a_bill_due_in_five_days_gets_the_before_due_notice_once(session_f
     assert row.sent_at == now.replace(microsecond=0) and row.account_no == account_no
     assert row.provider_message_id == message.provider_message_id and row.text == message.text
     assert row.fire_at == local(2041, 3, 15, 9, 0)
-    assert await outbox_types(session_factory, account_no) == ["billing.reminder.sent"]
+    assert await outbox_types(session_factory, account_no) == ["billing.reminder.dispatched"]
 
 
 async def test_nothing_before_the_first_step_fires(session_factory, settings) -> None:
@@ -219,8 +219,8 @@ async def test_a_bill_thirty_days_overdue_gets_the_collection_step_and_a_work_or
     assert all(r.text is None and r.channel is None for r in rows.values() if r.status == "skipped")
     assert sorted(await outbox_types(session_factory, account_no)) == [
         "billing.collection.requested",
-        "billing.reminder.sent",
-        "billing.reminder.sent",
+        "billing.reminder.dispatched",
+        "billing.reminder.dispatched",
     ]
     # The request carries what is owed now: principal plus the late fee accrued at the sweep.
     async with session_factory() as session:
@@ -272,7 +272,7 @@ async def test_a_failed_send_is_recorded_and_retried_after_its_delay(session_fac
     assert (retried.sent, sender.calls) == (1, 2)
     assert (row.status, row.attempts, row.last_error) == ("sent", 2, None)
     assert row.sent_at == (now + timedelta(minutes=6)).replace(microsecond=0)
-    assert await outbox_types(session_factory, account_no) == ["billing.reminder.sent"]
+    assert await outbox_types(session_factory, account_no) == ["billing.reminder.dispatched"]
 
 
 async def test_a_step_that_keeps_failing_is_given_up_after_the_configured_attempts(
@@ -312,8 +312,8 @@ async def test_a_failed_collection_step_asks_for_the_work_order_once_and_retries
     assert (rows["overdue_15d"].status, rows["collection_30d"].status) == ("sent", "sent")
     assert sorted(await outbox_types(session_factory, account_no)) == [
         "billing.collection.requested",
-        "billing.reminder.sent",
-        "billing.reminder.sent",
+        "billing.reminder.dispatched",
+        "billing.reminder.dispatched",
     ]
 
 
@@ -360,7 +360,7 @@ async def test_two_concurrent_sweeps_send_a_step_once(session_factory, settings)
     assert sorted(s.sent for s in summaries) == [0, 1]
     assert sum(s.lost_races for s in summaries) == 1
     assert (await rows_of(session_factory, bill_no))["due_minus_5d"].status == "sent"
-    assert await outbox_types(session_factory, account_no) == ["billing.reminder.sent"]
+    assert await outbox_types(session_factory, account_no) == ["billing.reminder.dispatched"]
 
 
 async def test_an_accounts_reminders_are_listed_newest_first_a_page_at_a_time(

@@ -32,15 +32,23 @@ CanRunBilling = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK,)
 CanReadRuns = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK, Role.ANALYST)))]
 CanIssueNotes = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK,)))]
 CanApproveWaivers = Annotated[Principal, Depends(require(roles=(Role.BILLING_SUPERVISOR,)))]
-# Residents see their own accounts; agents explain bills on the phone; clerks and analysts read them.
+# Residents see their own accounts; agents explain bills on the phone; clerks and analysts read them;
+# banks (scope bills:read) look up what an account owes before collecting.
+BILLS_READ_SCOPE = "bills:read"
 CanLookUp = Annotated[
     Principal,
-    Depends(require(roles=(Role.AGENT, Role.BILLING_CLERK, Role.ANALYST), residents=True)),
+    Depends(
+        require(
+            roles=(Role.AGENT, Role.BILLING_CLERK, Role.ANALYST), scopes=(BILLS_READ_SCOPE,), residents=True
+        )
+    ),
 ]
 
 
 def ensure_account_access(principal: Principal, account_no: str) -> None:
     """Object-level check. A resident asking about someone else's account learns nothing: 404."""
+    if principal.kind == "partner":
+        return  # admitted by scope at the route, for any account (a bank collecting for the utility)
     if not principal.can_access_account(account_no):
         raise AccountNotFound(f"No account {account_no}.")
 

@@ -78,6 +78,14 @@ def create(settings: Settings | None = None) -> FastAPI:
             "tariff_version_overlap",
             "This version's effective period overlaps another version of the plan.",
         ),
+        "uq_meter_readings_external_id": (
+            "reading_already_recorded",
+            "A reading with this external_id was recorded at the same time; re-send to get its result.",
+        ),
+        "uq_bills_account_cycle": (
+            "already_billed",
+            "Another billing run billed one of these accounts for this cycle at the same time.",
+        ),
         "uq_tariff_plans_code_version": (
             "tariff_version_conflict",
             "Another version of this plan was published at the same time; reload and retry.",

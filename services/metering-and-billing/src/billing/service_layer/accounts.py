@@ -2,10 +2,11 @@
 
 The customer service owns accounts; billing keeps the few fields that price a bill: utility, customer class
 (tariff class), household size (wider tiers), status (suspended premises pay a share of area charges),
-heated area and district (billing runs select by district). Handlers are idempotent by construction: the consumer's inbox records each event id in the
-same transaction (an event delivered twice counts once), and a row only moves forward in event time
-(``last_event_at``), so a replayed or late event cannot roll it back. Events about an account billing has
-never seen opened are ignored (they are keyed by account number, so its ``opened`` comes first).
+heated area and district (billing runs select by district). Handlers are idempotent by construction: the
+consumer's inbox records each event id in the same transaction (an event delivered twice counts once),
+and a row only moves forward in event time (``last_event_at``), so a replayed or late event cannot roll
+it back. Events about an account billing has never seen opened are ignored (they are keyed by account
+number, so its ``opened`` comes first).
 """
 
 from __future__ import annotations

@@ -34,20 +34,24 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from asyncpg.pgproto.pgproto import UUID as _PgUUID
+from pydantic_core import to_json
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from uuid_utils import uuid7
 
 from billing.adapters.orm import BillingRun, TariffPlanVersion
 from billing.domain import receivables as rules
 from billing.domain.tariff_plans import TariffPlan, TieredVolumeCharge, month_day_in
-from billing.domain.tariffs import TariffBill, Usage, compute_bill
-from billing.events import BalanceChanged, BillIssued, BillLineData, catalog
+from billing.domain.tariffs import Usage, compute_bill
+from billing.events import BalanceChanged, BillIssued, catalog
 from billing.service_layer import tariffs
 from billing.service_layer.errors import TariffPlanNotFound, conflict, invalid_field
 from billing.service_layer.receivables import policy_document, policy_of, to_domain
 from billing.settings import Settings
-from utilis_shared.db import UnitOfWork
+from utilis_shared.db import OUTBOX_CHANNEL, UnitOfWork
 from utilis_shared.errors import NotFound
+from utilis_shared.events import OUTBOX_RECORD_COLUMNS
 from utilis_shared.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -173,33 +177,57 @@ LIMIT :limit
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """One priced usage, ready to write: the total, the lines as stored and as in the event."""
+
+    total_fen: int
+    lines_json: str  # bills.lines (jsonb)
+    event_lines: list[dict[str, Any]]  # BillIssued.lines, as model_dump(mode="json") gives them
+    year_to_date_after: Decimal
+    volume: Decimal
+
+
 @dataclass
 class _Plan:
-    """The run's plan, loaded once: the domain plan with every version, and a memo of priced usages (the
-    engine is a pure function; households of one building share areas and often volumes)."""
+    """The run's plan, loaded once: the domain plan with every version, and a memo of priced usages. The
+    engine is a pure function of the usage, and a city's households share a few hundred floor plans (and,
+    per household size, tier positions), so most accounts of a run price exactly like an earlier one."""
 
     plan: TariffPlan
     needs_volume: bool
-    memo: dict[tuple[Any, ...], TariffBill]
+    memo: dict[tuple[Any, ...], Priced]
     hits: int = 0
 
-    def price(self, usage: Usage) -> TariffBill:
-        key = (
-            usage.volume,
-            usage.year_to_date_volume,
-            usage.household_members,
-            usage.heated_area_m2,
-            usage.suspended,
-        )
-        if usage.tou_volumes is None:
-            bill = self.memo.get(key)
-            if bill is not None:
+    def price(self, run: BillingRun, *, volume, tou, ytd, members, area, suspended) -> Priced:
+        key = (volume, ytd, members, area, suspended)
+        if tou is None:
+            priced = self.memo.get(key)
+            if priced is not None:
                 self.hits += 1
-                return bill
+                return priced
+        usage = Usage(
+            period_start=run.period_start,
+            period_end=run.period_end,
+            volume=volume,
+            tou_volumes=tou,
+            year_to_date_volume=ytd,
+            household_members=members,
+            heated_area_m2=area,
+            suspended=suspended,
+        )
         bill = compute_bill(self.plan, usage)
-        if usage.tou_volumes is None and len(self.memo) < 100_000:
-            self.memo[key] = bill
-        return bill
+        lines = [_line_document(line) for line in bill.lines]
+        priced = Priced(
+            total_fen=bill.total_fen,
+            lines_json=to_json(lines).decode(),
+            event_lines=[line_event(line) for line in lines],
+            year_to_date_after=bill.year_to_date_volume_after,
+            volume=usage.total_volume,
+        )
+        if tou is None and len(self.memo) < 100_000:
+            self.memo[key] = priced
+        return priced
 
 
 async def _load_plan(session: AsyncSession, code: str) -> _Plan:
@@ -240,6 +268,18 @@ class ChunkResult:
     last_account_no: str | None
 
 
+_BILL_COLUMNS = (
+    "id", "bill_no", "kind", "account_no", "cycle", "run_id", "utility", "tariff_plan_code", "period_start",
+    "period_end", "issue_date", "due_date", "due_at", "total_fen", "volume", "year_to_date_before",
+    "year_to_date_after", "estimated", "lines", "late_fee_policy", "created_by",
+)  # fmt: skip
+_RECEIVABLE_COLUMNS = (
+    "bill_no", "account_no", "utility", "principal_fen", "due_at", "principal_paid_fen",
+    "late_fee_credited_fen", "late_fee_policy", "status", "settled_at", "last_posting_at", "version",
+)  # fmt: skip
+_POSTING_COLUMNS = ("id", "bill_no", "account_no", "ref", "kind", "at", "late_fee_fen", "principal_fen")
+
+
 async def _chunk(uow: UnitOfWork, run: BillingRun, plan: _Plan, limit: int) -> ChunkResult:
     session = uow.session
     params: dict[str, Any] = {
@@ -277,156 +317,120 @@ async def _chunk(uow: UnitOfWork, run: BillingRun, plan: _Plan, limit: int) -> C
     prepaid, open_bills = await _lock_balances(session, nos) if nos else ({}, {})
 
     policy_doc = policy_document(uow.settings)
-    policy = policy_of(policy_doc)
-    now = utcnow()
-    issued_at = rules.to_second(now)
+    policy_json = to_json(policy_doc).decode()
+    issued_at = rules.to_second(utcnow())
+    stamp = to_json(issued_at)  # the chunk's events happen together
     due_at = rules.due_instant(run.due_date)
-    bills: list[dict[str, Any]] = []
-    receivables: list[dict[str, Any]] = []
-    postings: list[dict[str, Any]] = []
-    balances: list[dict[str, Any]] = []
+    topic = uow.settings.topic(uow.settings.own_events_topic)
+    head = {  # BillIssued's fields before the per-bill ones, in the model's order
+        "kind": "bill",
+        "cycle": run.cycle,
+        "utility": run.utility,
+        "tariff_plan_code": run.tariff_plan_code,
+        "original_bill_no": None,
+        "period_start": run.period_start.isoformat(),
+        "period_end": run.period_end.isoformat(),
+        "issue_date": run.issue_date.isoformat(),
+        "due_date": run.due_date.isoformat(),
+    }
+    zero = Decimal(0)
+    bills: list[tuple[Any, ...]] = []
+    receivables: list[tuple[Any, ...]] = []
+    postings: list[tuple[Any, ...]] = []
+    outbox: list[tuple[Any, ...]] = []
+    balances: dict[str, int] = {}
     billed_fen = 0
     for a in candidates:
-        volume = volumes.get(a.account_no)
+        no = a.account_no
+        volume = volumes.get(no)
         if plan.needs_volume and volume is None:
             skipped["no_reading"] += 1
             continue
+        if volume is not None and volume.volume < 0:
+            # A true-up credit (the estimate was too high): priced as a credit note by a clerk, not
+            # netted into a bill here (a bill never goes negative).
+            skipped["true_up_credit"] += 1
+            continue
+        tou = volume.tou_volumes if volume is not None and volume.tou_volumes else None
+        ytd_before = ytd.get(no, zero)
         try:
-            usage = Usage(
-                period_start=run.period_start,
-                period_end=run.period_end,
-                volume=volume.volume if volume is not None and not volume.tou_volumes else None,
-                tou_volumes=volume.tou_volumes if volume is not None and volume.tou_volumes else None,
-                year_to_date_volume=ytd.get(a.account_no, Decimal(0)),
-                household_members=a.household_size,
-                heated_area_m2=a.heated_area_m2,
+            priced = plan.price(
+                run,
+                volume=volume.volume if volume is not None and tou is None else None,
+                tou=tou,
+                ytd=ytd_before,
+                members=a.household_size,
+                area=a.heated_area_m2,
                 suspended=a.status == "suspended",
             )
-            priced = plan.price(usage)
         except ValueError as exc:
             reason = "no_area" if a.heated_area_m2 is None and "area" in str(exc) else "usage_incomplete"
             skipped[reason] += 1
             log.info("account not billed", extra={"reason": reason, "error": str(exc)[:200]})
             continue
-        bill_no = bill_no_for(run.cycle, a.account_no)
+        bill_no = f"{run.cycle}-{no}"
         total = priced.total_fen
-        drawn = min(prepaid.get(a.account_no, 0), total)
-        lines = [_line_document(line) for line in priced.lines]
-        bills.append(
-            {
-                "id": _new_id(),
-                "bill_no": bill_no,
-                "kind": "bill",
-                "account_no": a.account_no,
-                "cycle": run.cycle,
-                "run_id": run.id,
-                "original_bill_no": None,
-                "utility": run.utility,
-                "tariff_plan_code": run.tariff_plan_code,
-                "period_start": run.period_start,
-                "period_end": run.period_end,
-                "issue_date": run.issue_date,
-                "due_date": run.due_date,
-                "due_at": due_at,
-                "total_fen": total,
-                "volume": usage.total_volume if plan.needs_volume else None,
-                "year_to_date_before": usage.year_to_date_volume if plan.needs_volume else None,
-                "year_to_date_after": priced.year_to_date_volume_after if plan.needs_volume else None,
-                "estimated": bool(volume is not None and volume.estimated),
-                "lines": lines,
-                "late_fee_policy": policy_doc,
-                "reason": None,
-                "created_by": run.requested_by,
-            }
-        )
+        drawn = min(prepaid.get(no, 0), total)
         settled = drawn == total
+        estimated = bool(volume is not None and volume.estimated)
+        metered = plan.needs_volume
+        bills.append(
+            (
+                _new_id(), bill_no, "bill", no, run.cycle, run.id, run.utility, run.tariff_plan_code,
+                run.period_start, run.period_end, run.issue_date, run.due_date, due_at, total,
+                priced.volume if metered else None, ytd_before if metered else None,
+                priced.year_to_date_after if metered else None, estimated, priced.lines_json, policy_json,
+                run.requested_by,
+            )
+        )  # fmt: skip
         receivables.append(
-            {
-                "bill_no": bill_no,
-                "account_no": a.account_no,
-                "utility": run.utility,
-                "principal_fen": total,
-                "due_at": due_at,
-                "principal_paid_fen": drawn,
-                "late_fee_credited_fen": 0,
-                "late_fee_policy": policy_doc,
-                "status": "settled" if settled else "open",
-                "settled_at": issued_at if settled else None,
-                "last_posting_at": issued_at if drawn else None,
-                "version": 1,
-            }
-        )
+            (
+                bill_no, no, run.utility, total, due_at, drawn, 0, policy_json,
+                "settled" if settled else "open", issued_at if settled else None,
+                issued_at if drawn else None, 1,
+            )
+        )  # fmt: skip
         if drawn:
-            postings.append(
-                {
-                    "id": _new_id(),
-                    "bill_no": bill_no,
-                    "account_no": a.account_no,
-                    "ref": f"prepaid:{bill_no}",
-                    "kind": "prepaid",
-                    "at": issued_at,
-                    "late_fee_fen": 0,
-                    "principal_fen": drawn,
-                }
-            )
-            prepaid[a.account_no] -= drawn
-            balances.append({"no": a.account_no, "prepaid": prepaid[a.account_no]})
+            postings.append((_new_id(), bill_no, no, f"prepaid:{bill_no}", "prepaid", issued_at, 0, drawn))
+            prepaid[no] -= drawn
+            balances[no] = prepaid[no]
         billed_fen += total
-        uow.emit(
-            catalog.build(
-                BillIssued(
-                    bill_no=bill_no,
-                    account_no=a.account_no,
-                    kind="bill",
-                    cycle=run.cycle,
-                    utility=run.utility,
-                    tariff_plan_code=run.tariff_plan_code,
-                    original_bill_no=None,
-                    period_start=run.period_start,
-                    period_end=run.period_end,
-                    issue_date=run.issue_date,
-                    due_date=run.due_date,
-                    total_fen=total,
-                    prepaid_applied_fen=drawn,
-                    amount_due_fen=total - drawn,
-                    status="paid" if settled else "issued",
-                    estimated=bool(volume is not None and volume.estimated),
-                    volume=str(usage.total_volume) if plan.needs_volume else None,
-                    lines=[BillLineData(**line_event(line)) for line in lines],
-                ),
-                subject=a.account_no,
-            )
-        )
-        earlier = open_bills.get(a.account_no, ())
-        uow.emit(
-            catalog.build(
-                BalanceChanged(
-                    account_no=a.account_no,
-                    owed_fen=sum(b.principal_outstanding_fen for b, _ in earlier) + total - drawn,
-                    late_fee_fen=sum(b.late_fee_outstanding_fen(issued_at, p) for b, p in earlier),
-                    prepaid_fen=prepaid.get(a.account_no, 0),
-                    open_bills=len(earlier) + (0 if settled else 1),
-                    as_of=issued_at,
-                ),
-                subject=a.account_no,
-            )
-        )
-    del policy
-    await _insert(session, bills, receivables, postings, balances)
+        issued = {
+            "bill_no": bill_no,
+            "account_no": no,
+            **head,
+            "total_fen": total,
+            "prepaid_applied_fen": drawn,
+            "amount_due_fen": total - drawn,
+            "status": "paid" if settled else "issued",
+            "estimated": estimated,
+            "volume": str(priced.volume) if metered else None,
+            "lines": priced.event_lines,
+        }
+        outbox.append(catalog.outbox_record(BillIssued, no, issued, topic, stamp))
+        earlier = open_bills.get(no, ())
+        balance = {
+            "account_no": no,
+            "owed_fen": sum(b.principal_outstanding_fen for b, _ in earlier) + total - drawn,
+            "late_fee_fen": sum(b.late_fee_outstanding_fen(issued_at, p) for b, p in earlier),
+            "prepaid_fen": prepaid.get(no, 0),
+            "open_bills": len(earlier) + (0 if settled else 1),
+            "as_of": issued_at,
+        }
+        outbox.append(catalog.outbox_record(BalanceChanged, no, balance, topic, stamp))
+    await _insert(session, bills, receivables, postings, balances, outbox)
     return ChunkResult(
         accounts=len(accounts),
         issued=len(bills),
         billed_fen=billed_fen,
         skipped=skipped,
-        billed_accounts=[b["account_no"] for b in bills],
+        billed_accounts=[b[3] for b in bills],
         last_account_no=accounts[-1].account_no,
     )
 
 
 def _new_id():
-    from utilis_shared.ids import new_id
-
-    return new_id()
+    return _PgUUID(uuid7().bytes)  # a UUIDv7 (utilis_shared.ids.new_id), cheaper to make in bulk
 
 
 def _line_document(line) -> dict[str, Any]:
@@ -514,14 +518,18 @@ async def _lock_balances(session: AsyncSession, nos: Sequence[str]):
     return prepaid, open_bills
 
 
-async def _insert(session: AsyncSession, bills, receivables, postings, balances) -> None:
-    from billing.adapters.orm import Bill, PostingRow, Receivable
-
+async def _insert(session: AsyncSession, bills, receivables, postings, balances, outbox) -> None:
+    """Binary COPY of the chunk's rows (bills, receivables, prepaid postings, outbox events), then the
+    drawn balances. In the chunk's transaction: all of it commits with the cursor, or none of it."""
+    pg = (await (await session.connection()).get_raw_connection()).driver_connection
     if bills:
-        await session.execute(Bill.__table__.insert(), bills)
-        await session.execute(Receivable.__table__.insert(), receivables)
+        await pg.copy_records_to_table("bills", records=bills, columns=_BILL_COLUMNS)
+        await pg.copy_records_to_table("receivables", records=receivables, columns=_RECEIVABLE_COLUMNS)
     if postings:
-        await session.execute(PostingRow.__table__.insert(), postings)
+        await pg.copy_records_to_table("postings", records=postings, columns=_POSTING_COLUMNS)
+    if outbox:
+        await pg.copy_records_to_table("outbox_messages", records=outbox, columns=OUTBOX_RECORD_COLUMNS)
+        await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
     if balances:
         await session.execute(
             text(
@@ -529,7 +537,7 @@ async def _insert(session: AsyncSession, bills, receivables, postings, balances)
                 "updated_at = now() FROM (SELECT unnest(CAST(:nos AS varchar[])) AS no, "
                 "unnest(CAST(:prepaid AS bigint[])) AS prepaid) v WHERE b.account_no = v.no"
             ),
-            {"nos": [b["no"] for b in balances], "prepaid": [b["prepaid"] for b in balances]},
+            {"nos": list(balances), "prepaid": list(balances.values())},
         )
 
 

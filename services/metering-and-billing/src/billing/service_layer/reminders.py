@@ -19,7 +19,7 @@ events to the outbox.
    inserted with ``INSERT … ON CONFLICT (bill_no, step_code) DO NOTHING``, or a retriable ``failed`` row
    updated on its ``attempts``), then sent; only the claimer sends. The row ends ``sent`` (channel,
    provider message id, text, ``sent_at``) or ``failed`` (``attempts``, ``last_error``).
-4. Events, in the same transaction (outbox): ``billing.reminder.sent`` per sent step;
+4. Events, in the same transaction (outbox): ``billing.reminder.dispatched`` per sent step;
    ``billing.collection.requested`` once per collection step, when it is first recorded, *whether or not*
    its message went out (the work order must not depend on the SMS gateway); a retried collection step
    does not ask again.
