@@ -109,9 +109,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_meter_readings_billable",
         "meter_readings",
-        ["account_no", "read_at"],
+        ["account_no", "status", "read_at"],
         unique=False,
-        postgresql_where=sa.text("status = 'accepted'"),
     )
     op.create_index(
         "ix_meter_readings_account_read_at", "meter_readings", ["account_no", "read_at", "id"], unique=False
@@ -119,9 +118,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_meter_readings_review",
         "meter_readings",
-        ["id"],
+        ["status", "id"],
         unique=False,
-        postgresql_where=sa.text("status = 'pending_review'"),
     )
 
     op.create_table(

@@ -135,20 +135,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("bill_no", name=op.f("pk_receivables")),
     )
-    op.create_index(
-        "ix_receivables_due_open",
-        "receivables",
-        ["due_at"],
-        unique=False,
-        postgresql_where=sa.text("status = 'open'"),
-    )
-    op.create_index(
-        "ix_receivables_open",
-        "receivables",
-        ["account_no", "due_at"],
-        unique=False,
-        postgresql_where=sa.text("status = 'open'"),
-    )
+    # Full indexes, not partial ones on status = 'open': a prepared statement's generic plan binds the
+    # status as a parameter and cannot use a partial index.
+    op.create_index("ix_receivables_account_status", "receivables", ["account_no", "status", "due_at"])
+    op.create_index("ix_receivables_status_due", "receivables", ["status", "due_at"])
     op.create_table(
         "postings",
         sa.Column("id", sa.UUID(), nullable=False),

@@ -37,7 +37,7 @@ class Settings(ServiceSettings):
     late_fee_first: bool = True
 
     # Billing runs: accounts per transaction (one chunk commits its bills, events and the run's cursor).
-    billing_chunk_size: int = Field(1000, ge=1, le=20_000)
+    billing_chunk_size: int = Field(2000, ge=1, le=20_000)
     # The scheduler sends due payment reminders this often.
     reminder_sweep_seconds: int = Field(60, ge=1)
     # Residents' bill lookups in Redis: the backstop TTL of a cached account statement, of a "no such

@@ -14,6 +14,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
     Numeric,
@@ -23,10 +24,10 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from utilis_shared.db import make_metadata
+from utilis_shared.db import TimestampMixin, make_metadata
 from utilis_shared.ids import new_id
 
 
@@ -193,8 +194,10 @@ class Receivable(Base):
         CheckConstraint("principal_fen >= 0", name="principal_non_negative"),
         CheckConstraint("principal_paid_fen BETWEEN 0 AND principal_fen", name="paid_within_principal"),
         CheckConstraint("late_fee_credited_fen >= 0", name="late_fee_credited_non_negative"),
-        Index("ix_receivables_open", "account_no", "due_at", postgresql_where=text("status = 'open'")),
-        Index("ix_receivables_due_open", "due_at", postgresql_where=text("status = 'open'")),
+        # Full indexes, not partial ones on status = 'open': a prepared statement's generic plan binds the
+        # status as a parameter and cannot use a partial index (it scanned every receivable instead).
+        Index("ix_receivables_account_status", "account_no", "status", "due_at"),
+        Index("ix_receivables_status_due", "status", "due_at"),
     )
 
     bill_no: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -339,19 +342,12 @@ class ReminderRow(Base):
 
 # ---- readings and telemetry
 # Meter readings (抄表读数), the review queue, estimates and true-ups, and heating telemetry (供热温度).
-# Imports are local to this section so the lead's edits above never collide with it.
-from sqlalchemy import ForeignKey as _ForeignKey  # noqa: E402
-from sqlalchemy import Text as _Text  # noqa: E402
-from sqlalchemy import text as _sql_text  # noqa: E402
-from sqlalchemy.dialects.postgresql import ARRAY as _ARRAY  # noqa: E402
-
-from utilis_shared.db import TimestampMixin as _Timestamps  # noqa: E402
 
 READING_SOURCES = ("manual", "remote_batch", "iot_gateway", "self_reported", "estimated", "installation")
 READING_STATUSES = ("accepted", "pending_review", "rejected")
 
 
-class Meter(_Timestamps, Base):
+class Meter(TimestampMixin, Base):
     """A meter as the customer service installed it (``customer.meter.installed`` / ``.replaced`` and the
     ``meters`` of ``customer.account.opened``), plus what billing needs for rollover: the register's
     integer ``digits`` (configuration per meter kind, widened to hold the initial reading). A replaced meter
@@ -383,7 +379,7 @@ class Meter(_Timestamps, Base):
     last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class MeterReadingRow(_Timestamps, Base):
+class MeterReadingRow(TimestampMixin, Base):
     """One reading. ``accepted`` readings are *billable*; they are appended to an account in strictly
     increasing ``read_at`` order, each with its ``volume`` from the previous billable reading
     (``previous_reading_id``): register consumption × multiplier, by the domain's rules (rollover, meter
@@ -401,19 +397,16 @@ class MeterReadingRow(_Timestamps, Base):
         CheckConstraint("status IN ('accepted', 'pending_review', 'rejected')", name="status"),
         CheckConstraint("source <> 'self_reported' OR photo_ref IS NOT NULL", name="self_report_has_photo"),
         CheckConstraint("value >= 0", name="value_not_negative"),
-        Index(
-            "ix_meter_readings_billable",
-            "account_no",
-            "read_at",
-            postgresql_where=_sql_text("status = 'accepted'"),
-        ),
+        # Full indexes with the status, not partial ones: prepared statements' generic plans bind the
+        # status as a parameter and could not use a partial index.
+        Index("ix_meter_readings_billable", "account_no", "status", "read_at"),
         Index("ix_meter_readings_account_read_at", "account_no", "read_at", "id"),
-        Index("ix_meter_readings_review", "id", postgresql_where=_sql_text("status = 'pending_review'")),
+        Index("ix_meter_readings_review", "status", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
     account_no: Mapped[str] = mapped_column(String(20))
-    meter_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _ForeignKey("meters.meter_id"))
+    meter_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("meters.meter_id"))
     meter_serial: Mapped[str] = mapped_column(String(40))
     read_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     value: Mapped[Decimal] = mapped_column(Numeric(14, 3))
@@ -422,7 +415,7 @@ class MeterReadingRow(_Timestamps, Base):
     photo_ref: Mapped[str | None] = mapped_column(String(500))
     external_id: Mapped[str | None] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20))
-    flags: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=_sql_text("'[]'::jsonb"))
+    flags: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, server_default=text("'[]'::jsonb"))
     kind: Mapped[str | None] = mapped_column(String(20))  # normal | rollover | replacement | true_up | ...
     consumption: Mapped[Decimal | None] = mapped_column(Numeric(16, 3))  # register units
     volume: Mapped[Decimal | None] = mapped_column(Numeric(20, 6))  # billable delta × multiplier
@@ -433,7 +426,7 @@ class MeterReadingRow(_Timestamps, Base):
     review_note: Mapped[str | None] = mapped_column(String(500))
 
 
-class ReadingTrueUp(_Timestamps, Base):
+class ReadingTrueUp(TimestampMixin, Base):
     """估抄多退少补: recorded when an actual reading is accepted after one or more estimates."""
 
     __tablename__ = "reading_true_ups"
@@ -445,18 +438,18 @@ class ReadingTrueUp(_Timestamps, Base):
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
     account_no: Mapped[str] = mapped_column(String(20))
-    actual_reading_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _ForeignKey("meter_readings.id"))
-    estimate_reading_ids: Mapped[list[uuid.UUID]] = mapped_column(_ARRAY(UUID(as_uuid=True)))
+    actual_reading_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("meter_readings.id"))
+    estimate_reading_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)))
     actual_consumption: Mapped[Decimal] = mapped_column(Numeric(16, 3))
     estimated_consumption: Mapped[Decimal] = mapped_column(Numeric(16, 3))
     correction: Mapped[Decimal] = mapped_column(Numeric(16, 3))
     correction_volume: Mapped[Decimal] = mapped_column(Numeric(20, 6))
     direction: Mapped[str] = mapped_column(String(10))
-    description_zh: Mapped[str] = mapped_column(_Text)
-    description_en: Mapped[str] = mapped_column(_Text)
+    description_zh: Mapped[str] = mapped_column(Text)
+    description_en: Mapped[str] = mapped_column(Text)
 
 
-class AccountPremise(_Timestamps, Base):
+class AccountPremise(TimestampMixin, Base):
     """Which premise an account is at (from ``customer.account.opened``): heating telemetry is per premise."""
 
     __tablename__ = "account_premises"
@@ -466,7 +459,7 @@ class AccountPremise(_Timestamps, Base):
     last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class TelemetrySite(_Timestamps, Base):
+class TelemetrySite(TimestampMixin, Base):
     """A premise (住户) or substation (换热站) with telemetry: its name, its own minimum return temperature
     (``NULL``: the service default) and, for a premise, the substation that serves it."""
 
@@ -480,7 +473,7 @@ class TelemetrySite(_Timestamps, Base):
     substation_id: Mapped[str | None] = mapped_column(String(80))
 
 
-class TelemetrySampleRow(_Timestamps, Base):
+class TelemetrySampleRow(TimestampMixin, Base):
     """One supply/return temperature sample; a re-sent sample (same site, device and time) is kept once."""
 
     __tablename__ = "telemetry_samples"
