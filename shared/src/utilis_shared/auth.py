@@ -141,12 +141,27 @@ class JwksKeySet:
         return self._keys.get(kid)
 
 
+#: A verified token's principal is kept this long at most (and never past the token's expiry).
+VERIFIED_CACHE_SECONDS = 60.0
+VERIFIED_CACHE_SIZE = 50_000
+
+
 class TokenVerifier:
+    """Verifies access tokens against the issuer's JWKS: ES256/RS256 only, ``kid`` required, issuer,
+    audience, expiry (with leeway) and the required claims.
+
+    A client sends the same token with every request for its whole lifetime, and verifying it (the JWS
+    parsing and the ES256 signature) is most of a cached lookup's own work; so the principal of a verified
+    token is remembered, keyed by the exact token string, for at most ``VERIFIED_CACHE_SECONDS`` and never
+    past its ``exp``. Refused tokens are never remembered. (Revocation is checked at the gateway, on every
+    request, against its deny list.)"""
+
     def __init__(self, keys: JwksKeySet, *, issuer: str, audience: str, leeway: int = 30) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.leeway = leeway
+        self._verified: dict[str, tuple[Principal, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> TokenVerifier:
@@ -159,6 +174,18 @@ class TokenVerifier:
         )
 
     async def verify(self, token: str) -> Principal:
+        now = time.time()
+        cached = self._verified.get(token)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        principal = await self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        expires = float(principal.claims.get("exp", now))
+        self._verified[token] = (principal, min(expires, now + VERIFIED_CACHE_SECONDS))
+        return principal
+
+    async def _verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:

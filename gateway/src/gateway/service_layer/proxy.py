@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from fastapi import Request, Response
@@ -36,8 +36,6 @@ from utilis_shared.context import CORRELATION_ID_HEADER, REQUEST_ID_HEADER, corr
 from utilis_shared.errors import Forbidden, NotFound, Problem, Unauthorized
 
 log = logging.getLogger(__name__)
-VERIFIED_CACHE_SECONDS = 60.0
-VERIFIED_CACHE_SIZE = 50_000
 
 
 class RateLimited(Problem):
@@ -56,7 +54,6 @@ class Proxy:
     upstreams: Upstreams
     usage: ChannelUsageRecorder | None = None
     policy: PolicyTable = POLICY
-    _verified: dict[str, tuple[Principal, float]] = field(default_factory=dict, repr=False)
 
     @cached_property
     def _callback_networks(self) -> dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]]:
@@ -127,33 +124,15 @@ class Proxy:
             raise Unauthorized(
                 "An access token is required.", code="unauthorized", headers={"WWW-Authenticate": "Bearer"}
             )
-        token = token.strip()
-        cached = self._verified.get(token)
-        now = time.time()
-        if cached is not None and cached[1] > now:
-            principal = cached[0]
-            request.state.principal = principal
-            return principal
         try:
-            principal = await self.verifier.verify(token)
+            principal = await self.verifier.verify(token.strip())  # remembered for a while once verified
         except Unauthorized as exc:
             AUTH_FAILURES.labels(exc.code).inc()
             if exc.status == 401:  # RFC 6750 §3.1
                 exc.headers = {**(exc.headers or {}), "WWW-Authenticate": 'Bearer error="invalid_token"'}
             raise
         request.state.principal = principal  # the access log names the subject (never the token)
-        self._remember(token, principal, now)
         return principal
-
-    def _remember(self, token: str, principal: Principal, now: float) -> None:
-        """Keep a verified token's principal for a short while: a client sends the same token with every
-        request for its whole lifetime, and verifying it (ES256 and the JWS parsing) is the largest part
-        of the gateway's own work. The exact token string is the key; it is never kept past its expiry or
-        ``VERIFIED_CACHE_SECONDS``; revocation is still checked on every request (the deny list)."""
-        if len(self._verified) >= VERIFIED_CACHE_SIZE:
-            self._verified.clear()
-        expires = float(principal.claims.get("exp", now))
-        self._verified[token] = (principal, min(expires, now + VERIFIED_CACHE_SECONDS))
 
     def _check_callback_origin(self, path: str, client_ip: str) -> None:
         provider = path.split("/")[2]
