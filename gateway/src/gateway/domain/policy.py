@@ -195,6 +195,7 @@ POLICY = PolicyTable([
     RoutePolicy("billing",  "GET",   "/v1/accounts/{account_no}/bills",                       BILL_LOOKUP),
     RoutePolicy("billing",  "GET",   "/v1/accounts/{account_no}/bills/{bill_no}",             BILL_LOOKUP),
     RoutePolicy("billing",  "GET",   "/v1/accounts/{account_no}/usage-history",               BILL_LOOKUP),
+    RoutePolicy("billing",  "GET",   "/v1/accounts/{account_no}/reminders",                   FRONT_OFFICE),
     RoutePolicy("billing",  "POST",  "/v1/accounts/{account_no}/readings",                    READING_ENTRY),
     RoutePolicy("billing",  "GET",   "/v1/accounts/{account_no}/readings", READING_READERS),
     RoutePolicy("billing",  "POST",  "/v1/accounts/{account_no}/readings/estimates",          CLERKS),

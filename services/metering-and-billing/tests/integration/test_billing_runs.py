@@ -268,3 +268,61 @@ async def test_run_rows_record_who_asked(session_factory, client, auth, new_code
     async with session_factory() as s:
         run = await s.get(BillingRun, uuid.UUID(r.json()["id"]))
     assert run.requested_by == "billing01"
+
+
+async def test_the_scheduler_process_picks_up_a_requested_run(
+    settings, engine, session_factory, client, auth, new_code
+) -> None:
+    import asyncio
+
+    from billing.entrypoints.scheduler import Scheduler
+
+    code, district = new_code("heat"), f"测试区{uuid.uuid4().hex[:6]}"
+    await publish(client, auth, code)
+    accounts = await make_accounts(session_factory, district, 30)
+    r = await client.post("/v1/billing-runs", json=run_body(code, district), headers=auth("billing_clerk"))
+    run_id = uuid.UUID(r.json()["id"])
+    scheduler = Scheduler(
+        settings.model_copy(update={"reminder_sweep_seconds": 3600}), engine, poll_seconds=0.05
+    )
+    await scheduler.start()
+    task = asyncio.create_task(scheduler.run_forever())
+    try:
+        for _ in range(200):
+            async with session_factory() as s:
+                run = await s.get(BillingRun, run_id)
+            if run.status == "completed":
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        scheduler.stop()
+        await asyncio.wait_for(task, 30)
+        await scheduler.close()
+    assert (run.status, run.bills_issued) == ("completed", 30)
+    assert len(await bills_of(session_factory, [a[0] for a in accounts])) == 30
+
+
+async def test_a_run_that_keeps_failing_is_marked_failed_and_does_not_block_the_scheduler(
+    settings, engine, session_factory, client, auth, new_code, monkeypatch
+) -> None:
+    from billing.entrypoints.scheduler import Scheduler
+
+    code = new_code("heat")
+    await publish(client, auth, code)
+    r = await client.post(
+        "/v1/billing-runs",
+        json=run_body(code, f"测试区{uuid.uuid4().hex[:6]}"),
+        headers=auth("billing_clerk"),
+    )
+    run_id = uuid.UUID(r.json()["id"])
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("the database said no")
+
+    monkeypatch.setattr(billing_runs, "process_run", broken)
+    scheduler = Scheduler(settings, engine)
+    await scheduler._process(run_id)
+    await scheduler.close()
+    async with session_factory() as s:
+        run = await s.get(BillingRun, run_id)
+    assert run.status == "failed" and run.failure == "RuntimeError: the database said no"

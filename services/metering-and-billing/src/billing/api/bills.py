@@ -25,6 +25,7 @@ from billing.api.deps import (
     CanApproveWaivers,
     CanIssueNotes,
     CanLookUp,
+    CanReadReminders,
     CanReadRuns,
     CanRunBilling,
     Uow,
@@ -443,3 +444,40 @@ async def usage_history(request: Request, account_no: AccountPath, principal: Ca
             ],
         }
     )
+
+
+@router.get(
+    "/accounts/{account_no}/reminders",
+    responses=READ_ERRORS,
+    summary="The payment reminders recorded against the account (sent, skipped, failed), newest first",
+    tags=["lookups"],
+)
+async def list_reminders(
+    account_no: AccountPath,
+    uow: Uow,
+    principal: CanReadReminders,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    from billing.service_layer.reminders import reminders_of
+
+    async with uow:
+        page = await reminders_of(uow.session, account_no, limit, cursor=cursor)
+    return {
+        "items": [
+            {
+                "id": str(r.id),
+                "bill_no": r.bill_no,
+                "step_code": r.step_code,
+                "kind": r.kind,
+                "status": r.status,
+                "channel": r.channel,
+                "text": r.text,
+                "fire_at": r.fire_at.isoformat(),
+                "sent_at": r.sent_at.isoformat() if r.sent_at else None,
+                "attempts": r.attempts,
+            }
+            for r in page.items
+        ],
+        "next_cursor": page.next_cursor,
+    }

@@ -32,6 +32,7 @@ CanRunBilling = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK,)
 CanReadRuns = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK, Role.ANALYST)))]
 CanIssueNotes = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK,)))]
 CanApproveWaivers = Annotated[Principal, Depends(require(roles=(Role.BILLING_SUPERVISOR,)))]
+CanReadReminders = Annotated[Principal, Depends(require(roles=(Role.AGENT, Role.BILLING_CLERK)))]
 # Residents see their own accounts; agents explain bills on the phone; clerks and analysts read them;
 # banks (scope bills:read) look up what an account owes before collecting.
 BILLS_READ_SCOPE = "bills:read"

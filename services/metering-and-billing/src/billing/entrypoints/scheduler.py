@@ -11,7 +11,8 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from billing.adapters.cache import LookupCache
-from billing.service_layer import billing_runs
+from billing.adapters.notifications import sender_from_settings
+from billing.service_layer import billing_runs, reminders
 from billing.settings import Settings
 from utilis_shared.db import create_session_factory
 from utilis_shared.timeutil import utcnow
@@ -24,6 +25,7 @@ class Scheduler:
         self.settings = settings
         self.session_factory = create_session_factory(engine)
         self.cache = LookupCache.from_settings(settings)
+        self.sender = sender_from_settings(settings)
         self.poll_seconds = poll_seconds
         self._stopping = asyncio.Event()
         self._last_sweep = 0.0
@@ -36,6 +38,8 @@ class Scheduler:
 
     async def close(self) -> None:
         await self.cache.close()
+        if hasattr(self.sender, "aclose"):
+            await self.sender.aclose()
 
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()
@@ -43,9 +47,7 @@ class Scheduler:
             try:
                 run_id = await billing_runs.next_pending_run(self.session_factory)
                 if run_id is not None:
-                    await billing_runs.process_run(
-                        self.session_factory, self.settings, run_id, invalidate=self.cache.invalidate
-                    )
+                    await self._process(run_id)
                     continue
                 if loop.time() - self._last_sweep >= self.settings.reminder_sweep_seconds:
                     self._last_sweep = loop.time()
@@ -55,11 +57,20 @@ class Scheduler:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.poll_seconds)
 
-    async def _sweep_reminders(self) -> None:
-        from billing.adapters.notifications import sender_from_settings
-        from billing.service_layer import reminders
+    async def _process(self, run_id) -> None:
+        """Process a run; one that fails twice in a row is marked failed (with the error) so it does not
+        block the runs behind it. A run whose processor died (a crash, a deploy) is simply resumed."""
+        for attempt in (1, 2):
+            try:
+                await billing_runs.process_run(
+                    self.session_factory, self.settings, run_id, invalidate=self.cache.invalidate
+                )
+                return
+            except Exception as exc:
+                log.exception("billing run failed", extra={"run_id": str(run_id), "attempt": attempt})
+                error = f"{type(exc).__name__}: {exc}"
+        await billing_runs.mark_failed(self.session_factory, run_id, error)
 
-        summary = await reminders.sweep(
-            self.session_factory, self.settings, sender_from_settings(self.settings), now=utcnow()
-        )
+    async def _sweep_reminders(self) -> None:
+        summary = await reminders.sweep(self.session_factory, self.settings, self.sender, now=utcnow())
         log.info("reminder sweep", extra={"summary": str(summary)})

@@ -602,6 +602,16 @@ async def process_run(
             return run
 
 
+async def mark_failed(session_factory: async_sessionmaker[AsyncSession], run_id, error: str) -> None:
+    """Stop retrying a run that fails (the chunk in flight rolled back; what earlier chunks billed stays).
+    Requesting the cycle again bills only the accounts left without a bill."""
+    async with session_factory() as session:
+        run = await session.get(BillingRun, run_id, with_for_update=True)
+        if run is not None and run.status in ("pending", "running"):
+            run.status, run.failure, run.finished_at = "failed", error[:2000], utcnow()
+            await session.commit()
+
+
 async def next_pending_run(session_factory: async_sessionmaker[AsyncSession]):
     """The oldest run waiting or interrupted (a ``running`` run whose processor died is resumed)."""
     async with session_factory() as session:
