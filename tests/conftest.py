@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import secrets
 import time
 import uuid
@@ -254,3 +255,40 @@ def sms_code() -> Callable[[str], str]:
 def phone() -> Callable[[], str]:
     """A fresh mainland mobile number per call."""
     return new_mobile
+
+
+def resident_id() -> str:
+    """A valid mainland resident ID number (checksum included) for a person born 1950–1999 in Harbin."""
+    from customer.domain.identity import resident_id_check_char
+
+    born = f"{random.randint(1950, 1999)}0{random.randint(1, 9)}1{random.randint(0, 9)}"
+    body = f"230103{born}{random.randint(0, 999):03d}"
+    return body + resident_id_check_char(body)
+
+
+async def _open_account(customer_api: httpx.AsyncClient, agent: dict[str, str], phone: str) -> str:
+    """A heating account (72.30 m², 香坊区) for a new customer with ``phone``, opened through the gateway."""
+    opened = await customer_api.post(
+        "/v1/accounts",
+        headers={**agent, "Idempotency-Key": str(uuid.uuid4())},
+        json={
+            "customer": {"name": "赵桂兰", "id_number": resident_id(), "contacts": [{"phone": phone}]},
+            "premise": {
+                "district": "香坊区",
+                "community": f"和平小区GW{uuid.uuid4().hex[:6]}",
+                "building": "7",
+                "unit": "2",
+                "room": "301",
+                "heated_area_m2": "72.30",
+            },
+            "utility": "heating",
+        },
+    )
+    assert opened.status_code == 201, opened.text
+    return opened.json()["account_no"]
+
+
+@pytest.fixture(scope="session")
+def open_account() -> Callable[[httpx.AsyncClient, dict[str, str], str], Awaitable[str]]:
+    """``no = await open_account(customer_api, agent_headers, phone)``."""
+    return _open_account

@@ -4,15 +4,11 @@ tokens the gateway issues and the services verify against its JWKS."""
 from __future__ import annotations
 
 import json
-import random
-import uuid
 
 import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-
-from customer.domain.identity import resident_id_check_char
 
 MOBILE_APP = "mobile-app"
 STAFF_CONSOLE = "staff-console"
@@ -23,35 +19,8 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def resident_id() -> str:
-    born = f"{random.randint(1950, 1999)}0{random.randint(1, 9)}1{random.randint(0, 9)}"
-    body = f"230103{born}{random.randint(0, 999):03d}"
-    return body + resident_id_check_char(body)
-
-
-async def open_account(customer_api: httpx.AsyncClient, agent: dict[str, str], phone: str) -> str:
-    opened = await customer_api.post(
-        "/v1/accounts",
-        headers={**agent, "Idempotency-Key": str(uuid.uuid4())},
-        json={
-            "customer": {"name": "赵桂兰", "id_number": resident_id(), "contacts": [{"phone": phone}]},
-            "premise": {
-                "district": "香坊区",
-                "community": f"和平小区GW{uuid.uuid4().hex[:6]}",
-                "building": "7",
-                "unit": "2",
-                "room": "301",
-                "heated_area_m2": "72.30",
-            },
-            "utility": "heating",
-        },
-    )
-    assert opened.status_code == 201, opened.text
-    return opened.json()["account_no"]
-
-
 async def test_a_resident_reads_their_own_360_view_and_not_another_residents(
-    customer_api, staff_login, resident_for, phone
+    customer_api, staff_login, resident_for, phone, open_account
 ):
     agent = await staff_login("agent")
     mine_phone, theirs_phone = phone(), phone()
@@ -69,7 +38,9 @@ async def test_a_resident_reads_their_own_360_view_and_not_another_residents(
     assert search.status_code == 403 and search.json()["code"] == "forbidden"
 
 
-async def test_an_agent_searches_customers_and_an_inspector_cannot(customer_api, staff_login, phone):
+async def test_an_agent_searches_customers_and_an_inspector_cannot(
+    customer_api, staff_login, phone, open_account
+):
     agent, inspector = await staff_login("agent"), await staff_login("inspector")
     number = phone()
     no = await open_account(customer_api, agent, number)
@@ -80,7 +51,7 @@ async def test_an_agent_searches_customers_and_an_inspector_cannot(customer_api,
 
 
 async def test_a_partner_gets_only_its_scopes_by_client_credentials(
-    gateway_api, customer_api, partner_client, staff_login, phone
+    gateway_api, customer_api, partner_client, staff_login, phone, open_account
 ):
     client_id, secret = await partner_client("accounts:read", "bills:read")
     auth = (client_id, secret)
