@@ -7,7 +7,7 @@ DEMO_ACCOUNTS ?= 10000
 PYTEST_ARGS   ?=
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install infra up down status test test-unit lint format bench bench-import bench-view bench-gateway reset events-schemas
+.PHONY: help install infra up down status test test-unit lint format bench bench-import bench-view bench-gateway bench-billing reset events-schemas
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -50,7 +50,7 @@ format: ## apply ruff formatting and safe fixes
 	$(UV) run ruff format .
 	$(UV) run ruff check --fix .
 
-bench: bench-import bench-view bench-gateway ## every benchmark (prints figures, asserts nothing)
+bench: bench-import bench-view bench-gateway bench-billing ## every benchmark (prints figures, asserts nothing)
 
 bench-import: infra ## import throughput for 100,000 generated archive rows
 	$(UV) run python scripts/bench_import.py --rows 100000
@@ -61,8 +61,12 @@ bench-view: infra ## 360° view latency (p50/p99) next to a bare endpoint in the
 bench-gateway: infra ## the same service call direct and through the gateway: req/s, p50/p99, ratios
 	$(UV) run python scripts/bench_gateway.py
 
+bench-billing: infra ## billing-run bills/s at 10k and 100k accounts; cached bill lookups next to /livez
+	$(UV) run python scripts/bench_billing.py --sizes 10000,100000
+
 events-schemas: ## regenerate the JSON Schemas of every service's events
 	$(UV) run customer events-schemas
+	$(UV) run metering-and-billing events-schemas
 
 reset: down ## stop everything and delete local data (keeps downloaded jars)
 	bash scripts/infra.sh reset

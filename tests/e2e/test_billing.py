@@ -131,7 +131,7 @@ async def test_a_bill_is_issued_looked_up_paid_and_shown_paid(
     bills = (await billing_api.get(f"/v1/accounts/{no}/bills", headers=me)).json()["items"]
     assert [(b["bill_no"], b["status"]) for b in bills] == [(f"2026S-{no}", "unpaid")]
     detail = await billing_api.get(f"/v1/accounts/{no}/bills/2026S-{no}", headers=me)
-    assert detail.json()["lines"][0]["description"].startswith("采暖费 72.30 m²")
+    assert detail.json()["lines"][0]["description"] == "采暖费 72.3 m² × 31.50 元/m²·采暖期"
 
     # A bank partner (scope bills:read) looks the balance up before collecting.
     client_id, secret = await partner_client("bills:read")
