@@ -354,3 +354,40 @@ async def throwaway_database(name: str, migrations: Path) -> AsyncIterator[str]:
         yield url
     finally:
         await drop_database(name)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Test helpers for event flows on the real broker (integration tests of every service use them).
+async def publish(bootstrap: str, topic: str, *messages: Any, key: str | None = None) -> None:
+    """Publish in order to ``topic`` (the broker-side name). A message is an :class:`Event` (its bytes,
+    keyed by its subject) or raw bytes (keyed by ``key``, default ``garbage``)."""
+    from aiokafka import AIOKafkaProducer
+
+    from utilis_shared.events import Event
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for m in messages:
+            value = m.to_bytes() if isinstance(m, Event) else m
+            key_bytes = (key or (m.subject if isinstance(m, Event) else "garbage")).encode()
+            await producer.send_and_wait(topic, value=value, key=key_bytes)
+    finally:
+        await producer.stop()
+
+
+async def run_until(worker: Any, condition: Any, seconds: float = 60.0) -> None:
+    """Start ``worker`` (an ``EventConsumer``, a relay: ``start / run_forever / stop / close``), run it
+    until ``await condition()`` is true, then stop it cleanly. Fails if it takes longer or the worker dies."""
+    await worker.start()
+    task = asyncio.create_task(worker.run_forever())
+    try:
+        deadline = time.monotonic() + seconds
+        while not await condition():
+            assert time.monotonic() < deadline, "the worker did not get there in time"
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.1)
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, 30)
+        await worker.close()

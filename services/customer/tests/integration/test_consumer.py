@@ -9,16 +9,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select
 
 from customer.adapters.orm import AccountProjection
 from customer.service_layer.projections import CONSUMED_TOPICS, project, registry
+from utilis_shared import devstack
 from utilis_shared.db import inbox_messages
 from utilis_shared.events import Event
 from utilis_shared.inbox import EventConsumer, HandlerRegistry
@@ -32,34 +32,6 @@ def billing_event(event_type: str, account_no: str, **data) -> Event:
         subject=account_no,
         data={"account_no": account_no, **data},
     )
-
-
-async def publish(settings, topic: str, *messages: Event | bytes, key: str | None = None) -> None:
-    """Publish in order; ``key`` (default: each event's subject) decides the partition."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        for m in messages:
-            value = m.to_bytes() if isinstance(m, Event) else m
-            key_bytes = (key or (m.subject if isinstance(m, Event) else "garbage")).encode()
-            await producer.send_and_wait(settings.topic(topic), value=value, key=key_bytes)
-    finally:
-        await producer.stop()
-
-
-async def run_until(consumer: EventConsumer, condition, seconds: float = 60.0) -> None:
-    await consumer.start()
-    task = asyncio.create_task(consumer.run_forever())
-    try:
-        deadline = time.monotonic() + seconds
-        while not await condition():
-            assert time.monotonic() < deadline, "consumer did not get there in time"
-            assert not task.done(), task.exception()
-            await asyncio.sleep(0.1)
-    finally:
-        consumer.stop()
-        await asyncio.wait_for(task, 30)
-        await consumer.close()
 
 
 async def projection(session_factory, account_no: str, view: str, item: str = "") -> dict | None:
@@ -98,7 +70,16 @@ async def test_duplicates_poison_and_later_messages(settings, session_factory):
     )
     # One key, so one partition: the consumer meets them in this order, and reaching `later` means the
     # poison and the garbage before it have been dealt with.
-    await publish(settings, "billing.events", first, first, poison, b"\x00not json", later, key=account_no)
+    await devstack.publish(
+        settings.kafka_bootstrap,
+        settings.topic("billing.events"),
+        first,
+        first,
+        poison,
+        b"\x00not json",
+        later,
+        key=account_no,
+    )
 
     group = f"customer-test-{uuid.uuid4().hex[:6]}"
     from utilis_shared.kafka import make_consumer
@@ -114,7 +95,7 @@ async def test_duplicates_poison_and_later_messages(settings, session_factory):
     async def done() -> bool:
         return await projection(session_factory, account_no, "bill", "B-2") is not None
 
-    await run_until(consumer, done)
+    await devstack.run_until(consumer, done)
     assert (await projection(session_factory, account_no, "bill", "B-1"))["total_fen"] == 207600
     async with session_factory() as s:
         inboxed = (
@@ -153,7 +134,7 @@ async def test_transient_failure_is_retried_then_applied_once(settings, session_
             raise ConnectionError("database hiccup")
 
     event = billing_event("billing.balance.changed", account_no, owed_fen=1200, prepaid_fen=0)
-    await publish(settings, "billing.events", event)
+    await devstack.publish(settings.kafka_bootstrap, settings.topic("billing.events"), event)
     from utilis_shared.kafka import make_consumer
 
     consumer = EventConsumer(
@@ -167,7 +148,7 @@ async def test_transient_failure_is_retried_then_applied_once(settings, session_
     async def done() -> bool:
         return await projection(session_factory, account_no, "balance") is not None
 
-    await run_until(consumer, done)
+    await devstack.run_until(consumer, done)
     assert calls["n"] == 3
     async with session_factory() as s:
         n = (
@@ -212,8 +193,10 @@ async def test_projections_fill_the_360_view_and_ignore_stale_events(
         subject=account_no,
         data={"account_no": account_no, "payment_id": "P-1", "amount_fen": 210000, "channel": "wechat"},
     )
-    await publish(settings, "billing.events", issued, balance_new, balance_old)
-    await publish(settings, "payment.events", paid)
+    await devstack.publish(
+        settings.kafka_bootstrap, settings.topic("billing.events"), issued, balance_new, balance_old
+    )
+    await devstack.publish(settings.kafka_bootstrap, settings.topic("payment.events"), paid)
     from utilis_shared.kafka import make_consumer
 
     consumer = EventConsumer(
@@ -237,7 +220,7 @@ async def test_projections_fill_the_360_view_and_ignore_stale_events(
             ).scalar_one()
         return got == 4
 
-    await run_until(consumer, done)
+    await devstack.run_until(consumer, done)
     view = (await client.get(f"/v1/accounts/{account_no}/view", headers=auth(accounts=[account_no]))).json()
     services = view["accounts"][0]["services"]
     assert services["latest_bills"][0]["bill_no"] == "HB202611-0001"

@@ -5,19 +5,17 @@ service's own payload models and catalog, as its outbox would publish them."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
 from billing.adapters.orm import BillingAccount
 from billing.service_layer.consumers import registry
 from customer.events import AccountClosed, AccountOpened, PremiseRef
 from customer.events import catalog as customer_catalog
+from utilis_shared import devstack
 from utilis_shared.db import create_session_factory, inbox_messages
 from utilis_shared.events import Event
 from utilis_shared.inbox import EventConsumer
@@ -62,33 +60,6 @@ def closed(account_no: str) -> Event:
     return customer_catalog.build(payload, subject=account_no)
 
 
-async def publish(settings, *events: Event) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(
-                settings.topic("customer.events"), value=event.to_bytes(), key=event.subject.encode()
-            )
-    finally:
-        await producer.stop()
-
-
-async def run_until(consumer: EventConsumer, condition, seconds: float = 60.0) -> None:
-    await consumer.start()
-    task = asyncio.create_task(consumer.run_forever())
-    try:
-        deadline = time.monotonic() + seconds
-        while not await condition():
-            assert time.monotonic() < deadline, "consumer did not get there in time"
-            assert not task.done(), task.exception()
-            await asyncio.sleep(0.1)
-    finally:
-        consumer.stop()
-        await asyncio.wait_for(task, 30)
-        await consumer.close()
-
-
 async def account(session_factory, account_no: str) -> BillingAccount | None:
     async with session_factory() as s:
         return await s.get(BillingAccount, account_no)
@@ -109,14 +80,16 @@ async def test_account_opened_then_closed_is_kept_once_and_never_rolled_back(set
     # "opened" with another id and an earlier time: the account must end closed.
     stale = opened(account_no, id=uuid.uuid4(), time=datetime.now(UTC) - timedelta(days=1), data=first.data)
     done = closed(account_no)
-    await publish(settings, first, first, done, stale)
+    await devstack.publish(
+        settings.kafka_bootstrap, settings.topic("customer.events"), first, first, done, stale
+    )
 
     consumer = EventConsumer(settings, session_factory, registry, settings.consumes)
 
     async def all_seen() -> bool:
         return await inbox_count(session_factory, first.id, done.id, stale.id) == 3
 
-    await run_until(consumer, all_seen)
+    await devstack.run_until(consumer, all_seen)
 
     row = await account(session_factory, account_no)
     assert row is not None

@@ -4,18 +4,18 @@ unknown meter is retried and dead-lettered with its reason; nothing is acknowled
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from sqlalchemy import func, select
 
 from billing.adapters.orm import MeterReadingRow
 from billing.service_layer.consumers import registry
 from billing.service_layer.readings import IOT_EVENT_TYPE
+from utilis_shared import devstack
 from utilis_shared.db import create_session_factory, inbox_messages
 from utilis_shared.events import Event
 from utilis_shared.inbox import EventConsumer
@@ -23,33 +23,6 @@ from utilis_shared.inbox import EventConsumer
 
 def reported(key: str, **data) -> Event:
     return Event(type=IOT_EVENT_TYPE, source="iot-gateway/gw-17", subject=key, data=data)
-
-
-async def publish(settings, *events: Event) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(
-                settings.topic("metering.readings"), value=event.to_bytes(), key=event.subject.encode()
-            )
-    finally:
-        await producer.stop()
-
-
-async def run_until(consumer: EventConsumer, condition, seconds: float = 60.0) -> None:
-    await consumer.start()
-    task = asyncio.create_task(consumer.run_forever())
-    try:
-        deadline = time.monotonic() + seconds
-        while not await condition():
-            assert time.monotonic() < deadline, "consumer did not get there in time"
-            assert not task.done(), task.exception()
-            await asyncio.sleep(0.1)
-    finally:
-        consumer.stop()
-        await asyncio.wait_for(task, 30)
-        await consumer.close()
 
 
 async def dead_letters(settings, event_ids: set[str], seconds: float = 30.0) -> dict[str, dict[str, str]]:
@@ -103,7 +76,15 @@ async def test_an_iot_reading_is_recorded_once_and_a_bad_one_is_dead_lettered(
     malformed = reported(
         m.serial_no, meter_serial=m.serial_no, read_at="yesterday", value="1", gateway_id="gw-17"
     )
-    await publish(settings, first, first, resent, unknown, malformed)
+    await devstack.publish(
+        settings.kafka_bootstrap,
+        settings.topic("metering.readings"),
+        first,
+        first,
+        resent,
+        unknown,
+        malformed,
+    )
 
     consumer = EventConsumer(settings, session_factory, registry, settings.consumes)
 
@@ -118,7 +99,7 @@ async def test_an_iot_reading_is_recorded_once_and_a_bad_one_is_dead_lettered(
             inboxed == 2 and len(await dead_letters(settings, {str(unknown.id), str(malformed.id)}, 0.5)) == 2
         )
 
-    await run_until(consumer, all_seen)
+    await devstack.run_until(consumer, all_seen)
 
     async with session_factory() as s:
         rows = (
@@ -146,7 +127,6 @@ async def test_an_iot_reading_is_recorded_once_and_a_bad_one_is_dead_lettered(
 
 async def test_the_iot_topic_is_consumed_and_declared() -> None:
     from billing.settings import CONSUMED_TOPICS
-    from utilis_shared import devstack
 
     assert "metering.readings" in CONSUMED_TOPICS
     topics = {t.name: t for t in devstack.load_platform().topics}

@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
 from billing.adapters.cache import LookupCache
@@ -20,6 +19,7 @@ from billing.domain.receivables import due_instant
 from billing.service_layer import receivables
 from billing.service_layer.consumers import build_registry
 from billing.service_layer.receivables import policy_document
+from utilis_shared import devstack
 from utilis_shared.db import UnitOfWork, inbox_messages, outbox_messages
 from utilis_shared.events import Event
 from utilis_shared.inbox import EventConsumer
@@ -101,18 +101,6 @@ def payment_event(no: str, amount: int, paid_at: datetime, payment_id: str | Non
     )
 
 
-async def publish(settings, *events: Event) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(
-                settings.topic("payment.events"), value=event.to_bytes(), key=event.subject.encode()
-            )
-    finally:
-        await producer.stop()
-
-
 async def consume_until_seen(settings, session_factory, cache, *event_ids: uuid.UUID) -> None:
     consumer = EventConsumer(settings, session_factory, build_registry(cache), ["payment.events"])
     await consumer.start()
@@ -159,7 +147,9 @@ async def test_a_payment_event_settles_and_the_cached_lookup_shows_it_at_once(
     assert await cache.redis.get(f"{settings.redis_prefix}stmt:{no}") is not None
 
     paid = payment_event(no, 150_000, utcnow())
-    await publish(settings, paid, paid)  # delivered twice
+    await devstack.publish(
+        settings.kafka_bootstrap, settings.topic("payment.events"), paid, paid
+    )  # delivered twice
     await consume_until_seen(settings, session_factory, cache, paid.id)
 
     after = await client.get(f"/v1/accounts/{no}/balance", headers=resident)
@@ -189,7 +179,7 @@ async def test_a_payment_event_settles_and_the_cached_lookup_shows_it_at_once(
 
     # The same payment under another event id (a provider retry): applied once, by payment id.
     again = payment_event(no, 150_000, utcnow(), payment_id=paid.data["payment_id"])
-    await publish(settings, again)
+    await devstack.publish(settings.kafka_bootstrap, settings.topic("payment.events"), again)
     await consume_until_seen(settings, session_factory, cache, again.id)
     async with session_factory() as s:
         assert (await s.get(AccountBalance, no)).prepaid_fen == 30_000
