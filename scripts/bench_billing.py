@@ -29,7 +29,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from bench_view import drive, free_port, pct
+from bench_view import drive, free_port, measure, pct, print_table
 from billing.service_layer import billing_runs
 from billing.service_layer.seeds import load_seeds
 from billing.settings import Settings
@@ -115,6 +115,9 @@ async def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--floor-plans", type=int, default=400, help="distinct heated areas (fewer: more memo hits)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rng = random.Random(7)  # noqa: S311  # generated test data, not secrets
@@ -132,7 +135,7 @@ async def main() -> None:
     engine = create_engine(settings)
     factory = create_session_factory(engine)
     await load_seeds(factory, settings, [SERVICE / "seeds" / "tariffs" / f"{PLAN}.json"])
-    plans = floor_plans(rng)
+    plans = floor_plans(rng, args.floor_plans)
     sample: list[str] = []
     try:
         first = 0
@@ -155,8 +158,8 @@ async def main() -> None:
                 settings, factory, "2026S", {"kind": "district", "district": district}
             )
             results.append((size, elapsed, run))
-        print(f"\nbilling runs (plan {PLAN}, chunks of {settings.billing_chunk_size}; per bill: bill row, "
-              "receivable, 2 outbox events)")  # fmt: skip
+        print(f"\nbilling runs (plan {PLAN}, {args.floor_plans} distinct areas, chunks of "
+              f"{settings.billing_chunk_size}; per bill: bill row, receivable, 2 outbox events)")  # fmt: skip
         print(
             f"{'accounts':>9}{'bills':>9}{'seconds':>9}{'bills/s':>10}{'µs/bill':>9}{'vs first':>10}  skipped"
         )
@@ -214,21 +217,10 @@ async def main() -> None:
                 "balance, cached (resident)": (paths, residents),
             }
             for concurrency, requests in ((1, args.requests // 4), (args.concurrency, args.requests)):
-                out = {}
-                for name, (p, h) in scenarios.items():
-                    await drive(port, p, h, 200, concurrency)
-                    elapsed, lat, errors = await drive(port, p, h, requests, concurrency)
-                    out[name] = (requests / elapsed, pct(lat, 50), pct(lat, 99), errors)
+                results = await measure(port, scenarios, requests, concurrency)
                 if concurrency == 1:
-                    out["balance, cold (fills cache)"] = cold
-                base_rps = out["baseline GET /livez"][0]
-                print(f"\n{requests} requests per scenario, concurrency {concurrency}, one API process "
-                      "(uvicorn, 1 worker), load generator on the same machine")  # fmt: skip
-                print(
-                    f"{'scenario':<30}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs baseline':>13}"
-                )
-                for name, (rps, p50, p99, errors) in out.items():
-                    print(f"{name:<30}{rps:>9.0f}{p50:>9.1f}{p99:>9.1f}{errors:>8}{rps / base_rps:>12.0%}")
+                    results["balance, cold (fills cache)"] = cold
+                print_table(results, "baseline GET /livez", requests, concurrency)
     finally:
         api.terminate()
         await asyncio.wait_for(api.wait(), 30)

@@ -123,6 +123,28 @@ def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] * 1000
 
 
+Scenarios = dict[str, tuple[list[str], list[dict]]]
+
+
+async def measure(port: int, scenarios: Scenarios, requests: int, concurrency: int) -> dict[str, tuple]:
+    """Each scenario (paths and headers, cycled) after a warm-up: req/s, p50 ms, p99 ms, errors."""
+    results = {}
+    for name, (paths, headers) in scenarios.items():
+        await drive(port, paths, headers, 200, concurrency)  # warm-up
+        elapsed, lat, errors = await drive(port, paths, headers, requests, concurrency)
+        results[name] = (requests / elapsed, pct(lat, 50), pct(lat, 99), errors)
+    return results
+
+
+def print_table(results: dict[str, tuple], baseline: str, requests: int, concurrency: int) -> None:
+    base_rps = results[baseline][0]
+    print(f"\n{requests} requests per scenario, concurrency {concurrency}, one API process "
+          "(uvicorn, 1 worker), load generator on the same machine")  # fmt: skip
+    print(f"{'scenario':<32}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs baseline':>13}")
+    for name, (rps, p50, p99, errors) in results.items():
+        print(f"{name:<32}{rps:>9.0f}{p50:>9.1f}{p99:>9.1f}{errors:>8}{rps / base_rps:>12.0%}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=20_000)
@@ -180,19 +202,8 @@ async def main() -> None:
             }
             # Concurrency 1 shows the service time (latency without queueing); 32 shows throughput.
             for concurrency, requests in ((1, args.requests // 4), (args.concurrency, args.requests)):
-                results = {}
-                for name, (paths, headers) in scenarios.items():
-                    await drive(port, paths, headers, 200, concurrency)  # warm-up
-                    elapsed, lat, errors = await drive(port, paths, headers, requests, concurrency)
-                    results[name] = (requests / elapsed, pct(lat, 50), pct(lat, 99), errors)
-                base_rps = results["baseline GET /livez"][0]
-                print(f"\n{requests} requests per scenario, concurrency {concurrency}, one API process "
-                      "(uvicorn, 1 worker), load generator on the same machine")  # fmt: skip
-                print(
-                    f"{'scenario':<32}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'vs baseline':>13}"
-                )
-                for name, (rps, p50, p99, errors) in results.items():
-                    print(f"{name:<32}{rps:>9.0f}{p50:>9.1f}{p99:>9.1f}{errors:>8}{rps / base_rps:>12.0%}")
+                results = await measure(port, scenarios, requests, concurrency)
+                print_table(results, "baseline GET /livez", requests, concurrency)
     finally:
         api.terminate()
         await asyncio.wait_for(api.wait(), 30)

@@ -200,10 +200,19 @@ class _Plan:
     plan: TariffPlan
     needs_volume: bool
     memo: dict[tuple[Any, ...], Priced]
+    uses_members: bool = True  # some tier is widened by household size
+    uses_area: bool = True  # an area component
     hits: int = 0
 
     def price(self, run: BillingRun, *, volume, tou, ytd, members, area, suspended) -> Priced:
-        key = (volume, ytd, members, area, suspended)
+        # Only what can change the price is in the key (household size prices nothing in an area plan).
+        key = (
+            volume,
+            ytd,
+            members if self.uses_members else None,
+            area if self.uses_area else None,
+            suspended,
+        )
         if tou is None:
             priced = self.memo.get(key)
             if priced is not None:
@@ -246,7 +255,14 @@ async def _load_plan(session: AsyncSession, code: str) -> _Plan:
     if not rows:
         raise TariffPlanNotFound(f"No tariff plan {code}.")
     plan = tariffs.plan_with_history(rows)
-    return _Plan(plan=plan, needs_volume=plan.volume_unit is not None, memo={})
+    components = [c for v in plan.versions for c in v.components]
+    return _Plan(
+        plan=plan,
+        needs_volume=plan.volume_unit is not None,
+        memo={},
+        uses_members=any(getattr(c, "household_widening", None) is not None for c in components),
+        uses_area=any(c.kind == "area_season" for c in components),
+    )
 
 
 def _tier_year_restarts(plan: TariffPlan, after: dt.date, until: dt.date) -> bool:
@@ -337,6 +353,11 @@ async def _chunk(uow: UnitOfWork, run: BillingRun, plan: _Plan, limit: int) -> C
         "due_date": run.due_date.isoformat(),
     }
     zero = Decimal(0)
+    # The run's fields, read once (ORM attribute access is not free at thousands of bills a second).
+    cycle, run_id, utility, plan_code = run.cycle, run.id, run.utility, run.tariff_plan_code
+    period_start, period_end = run.period_start, run.period_end
+    issue_date, due_date = run.issue_date, run.due_date
+    requested_by = run.requested_by
     bills: list[tuple[Any, ...]] = []
     receivables: list[tuple[Any, ...]] = []
     postings: list[tuple[Any, ...]] = []
@@ -371,7 +392,7 @@ async def _chunk(uow: UnitOfWork, run: BillingRun, plan: _Plan, limit: int) -> C
             skipped[reason] += 1
             log.info("account not billed", extra={"reason": reason, "error": str(exc)[:200]})
             continue
-        bill_no = f"{run.cycle}-{no}"
+        bill_no = f"{cycle}-{no}"
         total = priced.total_fen
         drawn = min(prepaid.get(no, 0), total)
         settled = drawn == total
@@ -379,16 +400,16 @@ async def _chunk(uow: UnitOfWork, run: BillingRun, plan: _Plan, limit: int) -> C
         metered = plan.needs_volume
         bills.append(
             (
-                _new_id(), bill_no, "bill", no, run.cycle, run.id, run.utility, run.tariff_plan_code,
-                run.period_start, run.period_end, run.issue_date, run.due_date, due_at, total,
+                _new_id(), bill_no, "bill", no, cycle, run_id, utility, plan_code,
+                period_start, period_end, issue_date, due_date, due_at, total,
                 priced.volume if metered else None, ytd_before if metered else None,
                 priced.year_to_date_after if metered else None, estimated, priced.lines_json, policy_json,
-                run.requested_by,
+                requested_by,
             )
         )  # fmt: skip
         receivables.append(
             (
-                bill_no, no, run.utility, total, due_at, drawn, 0, policy_json,
+                bill_no, no, utility, total, due_at, drawn, 0, policy_json,
                 "settled" if settled else "open", issued_at if settled else None,
                 issued_at if drawn else None, 1,
             )
