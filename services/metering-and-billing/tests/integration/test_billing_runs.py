@@ -326,3 +326,57 @@ async def test_a_run_that_keeps_failing_is_marked_failed_and_does_not_block_the_
     async with session_factory() as s:
         run = await s.get(BillingRun, run_id)
     assert run.status == "failed" and run.failure == "RuntimeError: the database said no"
+
+
+async def test_a_gas_run_bills_the_metered_volume_by_tier_and_carries_the_tier_year(
+    settings, session_factory, client, auth, gas_plan, open_account, meter
+) -> None:
+    from datetime import UTC, datetime
+
+    plan = gas_plan()  # 0–350 m³ at 2.60, 350–500 at 3.12, above at 3.90; the tier year starts on 01-01
+    r = await client.post("/v1/tariff-plans", json=plan, headers=auth("billing_clerk"))
+    assert r.status_code == 201, r.text
+    metered = await open_account(meters=[meter(initial="100")])  # installation reading 100 on 2025-12-01
+    unread = await open_account(meters=[meter(initial="100")])
+
+    async def read(value: int, day: datetime) -> None:
+        body = {"read_at": day.isoformat(), "value": str(value)}
+        response = await client.post(
+            f"/v1/accounts/{metered}/readings", json=body, headers=auth("technician")
+        )
+        assert response.status_code == 201 and response.json()["status"] == "accepted", response.text
+
+    async def bill(cycle: str, start: str, end: str):
+        body = {
+            "cycle": cycle,
+            "tariff_plan_code": plan["code"],
+            "period_start": start,
+            "period_end": end,
+            "issue_date": end,
+            "due_date": end,
+            "selection": {"kind": "accounts", "account_nos": [metered, unread]},
+        }
+        r = await client.post("/v1/billing-runs", json=body, headers=auth("billing_clerk"))
+        assert r.status_code == 202, r.text
+        return await billing_runs.process_run(session_factory, settings, uuid.UUID(r.json()["id"]))
+
+    await read(400, datetime(2026, 1, 31, 2, tzinfo=UTC))
+    january = await bill("202601", "2026-01-01", "2026-02-01")
+    assert (january.bills_issued, january.skipped) == (1, {"no_reading": 1})
+    await read(500, datetime(2026, 2, 27, 2, tzinfo=UTC))
+    february = await bill("202602", "2026-02-01", "2026-03-01")
+    assert february.bills_issued == 1
+
+    bills = {b.cycle: b for b in (await bills_of(session_factory, [metered]))[metered]}
+    # January: 300 m³ (400 − 100), all in the first tier: 300 × 2.60 = 780.00 元.
+    jan = bills["202601"]
+    assert (jan.volume, jan.year_to_date_before, jan.year_to_date_after) == (300, 0, 300)
+    assert jan.total_fen == 78_000
+    # February: 100 m³ on top of 300 this tier year: 50 × 2.60 + 50 × 3.12 = 130.00 + 156.00 = 286.00 元.
+    feb = bills["202602"]
+    assert (feb.volume, feb.year_to_date_before, feb.year_to_date_after) == (100, 300, 400)
+    assert [(line["tier"], line["quantity"], line["amount_fen"]) for line in feb.lines] == [
+        (1, "50.000", 13_000),
+        (2, "50.000", 15_600),
+    ]
+    assert feb.total_fen == 28_600
