@@ -99,7 +99,7 @@ class BillCredited(BaseModel):
     credited_to_bill_fen: int
     carried_to_prepaid_fen: int
     reason: str
-    status: str  # open | paid
+    status: str  # issued (still owed) | paid
 
 
 @catalog.register("billing.balance.changed")

@@ -150,7 +150,7 @@ async def issue_credit_note(
                 credited_to_bill_fen=on_bill,
                 carried_to_prepaid_fen=carried,
                 reason=reason,
-                status="open" if ledger.rows[bill_no].status == "open" else "paid",
+                status="issued" if ledger.rows[bill_no].status == "open" else "paid",
             ),
             subject=original.account_no,
         )
@@ -228,7 +228,7 @@ async def _raise_debit(
                     credited_to_bill_fen=0,
                     carried_to_prepaid_fen=0,
                     reason=reason,
-                    status="open",
+                    status="issued",
                 ),
                 subject=ledger.account_no,
             )
