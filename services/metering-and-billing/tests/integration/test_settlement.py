@@ -340,3 +340,55 @@ async def test_a_credit_note_reduces_an_open_bill_and_carries_the_rest_to_prepai
     balance = (await client.get(f"/v1/accounts/{no}/balance", headers=auth(accounts=[no]))).json()
     assert balance["principal_due"]["amount_fen"] == 8_000
     assert [b["bill_no"] for b in balance["open_bills"]] == [f"DN{no}-1"]
+
+
+async def test_bills_page_by_cursor_and_the_usage_history(settings, session_factory, client, auth) -> None:
+    no = account_no()
+    for month in (9, 10, 11):
+        await open_bill(
+            session_factory,
+            settings,
+            no,
+            total=1_000 * month,
+            due=date(2026, month, 25),
+            cycle=f"2026{month:02d}",
+        )
+    resident = auth(accounts=[no])
+    first = await client.get(f"/v1/accounts/{no}/bills", params={"limit": 2}, headers=resident)
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert len(page["items"]) == 2 and page["next_cursor"]
+    rest = await client.get(
+        f"/v1/accounts/{no}/bills", params={"limit": 2, "cursor": page["next_cursor"]}, headers=resident
+    )
+    assert rest.status_code == 200, rest.text
+    seen = [b["bill_no"] for b in page["items"] + rest.json()["items"]]
+    assert sorted(seen) == sorted(f"2026{m:02d}-{no}" for m in (9, 10, 11)) and len(set(seen)) == 3
+    assert rest.json()["next_cursor"] is None
+    bad = await client.get(f"/v1/accounts/{no}/bills", params={"cursor": "not-ours"}, headers=resident)
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_cursor"
+    usage = await client.get(f"/v1/accounts/{no}/usage-history", headers=resident)
+    assert usage.status_code == 200
+    assert sorted(p["total"]["amount_fen"] for p in usage.json()["periods"]) == [9_000, 10_000, 11_000]
+    other = await client.get(f"/v1/accounts/{no}/usage-history", headers=auth(accounts=["31000000017"]))
+    assert other.status_code == 404
+
+
+async def test_bills_issued_under_different_late_fee_rules_settle_each_under_its_own(
+    settings, session_factory
+) -> None:
+    no = account_no()
+    older = await open_bill(
+        session_factory, settings, no, total=100_000, due=date(2026, 9, 30), cycle="202609"
+    )
+    doubled = settings.model_copy(update={"late_fee_daily_rate": Decimal("0.001")})
+    newer = await open_bill(
+        session_factory, doubled, no, total=100_000, due=date(2026, 9, 30), cycle="202610"
+    )
+    at = due_instant(date(2026, 9, 30)) + timedelta(days=10)
+    # Older: 0.05 %/day × 1,000 元 × 10 days = 5 元; newer: 0.1 %/day, 10 元. Oldest (then bill no) first.
+    settlement = await settle(session_factory, settings, no, 150_000, at)
+    assert settlement.allocations == [
+        {"bill_no": older, "late_fee_fen": 500, "principal_fen": 100_000},
+        {"bill_no": newer, "late_fee_fen": 1_000, "principal_fen": 48_500},
+    ]

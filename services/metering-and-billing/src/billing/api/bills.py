@@ -8,6 +8,7 @@ If Redis is unreachable they answer from the database (slower, never wrong).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import logging
 import uuid
 from typing import Annotated, Any
@@ -31,8 +32,8 @@ from billing.api.deps import (
     Uow,
     ensure_account_access,
 )
-from billing.service_layer import billing_runs, lookups, notes, receivables
-from billing.service_layer.errors import AccountNotFound
+from billing.service_layer import billing_runs, lookups, notes, receivables, reminders
+from billing.service_layer.errors import AccountNotFound, invalid_field
 from utilis_shared.commands import CommandResult, IdempotencyKey, claim_for, execute
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import problem_responses
@@ -346,12 +347,11 @@ async def list_bills(
 
 
 async def _bills_page(uow: UnitOfWork, account_no: str, limit: int, cursor: str | None):
-    from billing.service_layer.errors import invalid_field
-
     after = None
     if cursor is not None:
         try:
             issue_date, bill_no = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+            dt.date.fromisoformat(issue_date)
             after = (issue_date, bill_no)
         except (ValueError, UnicodeDecodeError) as exc:
             raise invalid_field("cursor", "invalid_cursor", "The cursor is not one this API gave.") from exc
@@ -375,7 +375,7 @@ async def _bills_page(uow: UnitOfWork, account_no: str, limit: int, cursor: str 
                 ),
                 {
                     "no": account_no,
-                    "after_date": _date(after[0]) if after else None,
+                    "after_date": dt.date.fromisoformat(after[0]) if after else None,
                     "after_no": after[1] if after else "",
                     "limit": limit + 1,
                 },
@@ -383,12 +383,6 @@ async def _bills_page(uow: UnitOfWork, account_no: str, limit: int, cursor: str 
         ).all()
     headers = [lookups.bill_header(r) for r in rows]
     return headers[:limit], len(headers) > limit
-
-
-def _date(value: str):
-    import datetime as dt
-
-    return dt.date.fromisoformat(value)
 
 
 @router.get(
@@ -459,10 +453,8 @@ async def list_reminders(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
-    from billing.service_layer.reminders import reminders_of
-
     async with uow:
-        page = await reminders_of(uow.session, account_no, limit, cursor=cursor)
+        page = await reminders.reminders_of(uow.session, account_no, limit, cursor=cursor)
     return {
         "items": [
             {

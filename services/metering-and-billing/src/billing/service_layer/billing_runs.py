@@ -392,7 +392,7 @@ async def _chunk(uow: UnitOfWork, run: BillingRun, plan: _Plan, limit: int) -> C
             skipped[reason] += 1
             log.info("account not billed", extra={"reason": reason, "error": str(exc)[:200]})
             continue
-        bill_no = f"{cycle}-{no}"
+        bill_no = bill_no_for(cycle, no)
         total = priced.total_fen
         drawn = min(prepaid.get(no, 0), total)
         settled = drawn == total

@@ -25,12 +25,12 @@ from billing.service_layer.errors import invalid_field
 from billing.service_layer.receivables import (
     BillNotFound,
     Ledger,
-    _settled_event,
-    _sync,
     balance_changed,
     load_ledger,
     policy_document,
-    policy_of,
+    settled_event,
+    sync_receivable,
+    write_new_postings,
 )
 from utilis_shared.db import UnitOfWork
 from utilis_shared.timeutil import business_date_of, utcnow
@@ -129,11 +129,9 @@ async def issue_credit_note(
     uow.session.add(note)
     before = ledger.bills[bill_no]
     bill, on_bill, carried = rules.credit_principal(before, note_no=note_no, amount_fen=amount_fen, at=at)
-    from billing.service_layer.receivables import _new_postings
-
-    _new_postings(uow.session, before, bill)
+    write_new_postings(uow.session, before, bill)
     ledger.bills[bill_no] = bill
-    settled_now = _sync(ledger.rows[bill_no], bill, at)
+    settled_now = sync_receivable(ledger.rows[bill_no], bill, at)
     if carried:
         ledger.balance.prepaid_fen += carried
         ledger.balance.version += 1
@@ -156,7 +154,7 @@ async def issue_credit_note(
         )
     )
     if settled_now:
-        uow.emit(_settled_event(ledger, bill_no, at, "credit", note_no))
+        uow.emit(settled_event(ledger, bill_no, at, "credit", note_no))
     uow.emit(balance_changed(ledger, at))
     return note
 
@@ -285,6 +283,3 @@ async def issue_debit_for_reversal(
         at=at,
     )
     return note.bill_no
-
-
-__all__ = ["issue_credit_note", "issue_debit_for_reversal", "issue_debit_note", "policy_of"]

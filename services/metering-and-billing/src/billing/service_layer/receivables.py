@@ -39,7 +39,6 @@ from sqlalchemy.dialects.postgresql import insert
 
 from billing.adapters.orm import (
     AccountBalance,
-    Bill,
     LateFeeWaiverRow,
     PostingRow,
     Receivable,
@@ -184,7 +183,7 @@ async def _balance(session, account_no: str) -> AccountBalance:
 
 
 # ---------------------------------------------------------------------------------------- writing
-def _sync(row: Receivable, bill: BillReceivable, at: datetime) -> bool:
+def sync_receivable(row: Receivable, bill: BillReceivable, at: datetime) -> bool:
     """Write the domain bill's totals back to its row; returns True when this made it settled."""
     was_open = row.status == "open"
     row.principal_paid_fen = bill.principal_paid_fen
@@ -197,7 +196,7 @@ def _sync(row: Receivable, bill: BillReceivable, at: datetime) -> bool:
     return was_open and settled
 
 
-def _new_postings(session, before: BillReceivable, after: BillReceivable) -> None:
+def write_new_postings(session, before: BillReceivable, after: BillReceivable) -> None:
     known = {p.ref for p in before.postings}
     for p in after.postings:
         if p.ref not in known:
@@ -229,7 +228,7 @@ def balance_changed(ledger: Ledger, at: datetime) -> Event:
     )
 
 
-def _settled_event(ledger: Ledger, bill_no: str, at: datetime, by: str, ref: str) -> Event:
+def settled_event(ledger: Ledger, bill_no: str, at: datetime, by: str, ref: str) -> Event:
     return catalog.build(
         BillSettled(
             bill_no=bill_no,
@@ -326,10 +325,10 @@ def _write_settlement(uow: UnitOfWork, ledger: Ledger, result: rules.Settlement,
         before = ledger.bills[bill.bill_no]
         if bill is before:
             continue
-        _new_postings(uow.session, before, bill)
+        write_new_postings(uow.session, before, bill)
         ledger.bills[bill.bill_no] = bill
-        if _sync(ledger.rows[bill.bill_no], bill, result.paid_at):
-            uow.emit(_settled_event(ledger, bill.bill_no, result.paid_at, "payment", ref))
+        if sync_receivable(ledger.rows[bill.bill_no], bill, result.paid_at):
+            uow.emit(settled_event(ledger, bill.bill_no, result.paid_at, "payment", ref))
     if result.prepaid_after_fen != ledger.balance.prepaid_fen:
         ledger.balance.prepaid_fen = result.prepaid_after_fen
         ledger.balance.version += 1
@@ -445,7 +444,7 @@ async def reverse_payment(
     )
     for bill in reversal.bills:
         ledger.bills[bill.bill_no] = bill
-        _sync(ledger.rows[bill.bill_no], bill, at)
+        sync_receivable(ledger.rows[bill.bill_no], bill, at)
     ledger.balance.prepaid_fen = reversal.prepaid_after_fen
     ledger.balance.version += 1
     debit_note_no = None
@@ -521,10 +520,10 @@ async def waive_late_fee(
         raise conflict("waiver_not_authorized", str(exc)) from exc
     except rules.WaiverExceedsFee as exc:
         raise invalid_field("amount_fen", "waiver_exceeds_late_fee", str(exc)) from exc
-    _new_postings(uow.session, before, bill)
+    write_new_postings(uow.session, before, bill)
     ledger.bills[bill_no] = bill
-    if _sync(ledger.rows[bill_no], bill, at):
-        uow.emit(_settled_event(ledger, bill_no, at, "waiver", f"waiver:{waiver_id}"))
+    if sync_receivable(ledger.rows[bill_no], bill, at):
+        uow.emit(settled_event(ledger, bill_no, at, "waiver", f"waiver:{waiver_id}"))
     row = LateFeeWaiverRow(
         bill_no=bill_no,
         account_no=receivable.account_no,
@@ -604,10 +603,3 @@ async def payment_refunded(uow: UnitOfWork, event: Event) -> None:
         refunded_fen=_amount(data.get("refunded_fen") or data.get("amount_fen"), "refunded_fen"),
         refunded_at=_instant(data.get("refunded_at") or event.time),
     )
-
-
-async def bill_rows(session, bill_nos: Sequence[str]) -> dict[str, Bill]:
-    if not bill_nos:
-        return {}
-    rows = await session.execute(select(Bill).where(Bill.bill_no.in_(list(bill_nos))))
-    return {b.bill_no: b for b in rows.scalars()}
