@@ -60,7 +60,10 @@ class Customer(TimestampMixin, Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     contacts: Mapped[list[Contact]] = relationship(
-        back_populates="customer", lazy="raise", order_by="Contact.created_at", cascade="all, delete-orphan"
+        back_populates="customer",
+        lazy="raise",
+        order_by="(Contact.created_at, Contact.id)",  # the view document's order too (a total order)
+        cascade="all, delete-orphan",
     )
     accounts: Mapped[list[Account]] = relationship(
         back_populates="customer", lazy="raise", order_by="Account.account_no"
