@@ -1,6 +1,6 @@
-"""Alembic environment of the metering_and_billing database (run by ``metering-and-billing migrate``)."""
+"""Alembic environment of the payment database (run by ``payment migrate``)."""
 
-from billing.adapters.orm import Base
+from payment.adapters.orm import Base
 from utilis_shared.db import platform_metadata
 from utilis_shared.migrations import run_async_migrations
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
+
 from utilis_shared.settings import ServiceSettings
 
 # Other services' topics this service consumes (each producer's own topic).
@@ -16,7 +18,13 @@ class Settings(ServiceSettings):
     http_port: int = 8103
     management_port: int = 9103
     redis_prefix: str = "payment:"
-    consumes: list[str] = list(CONSUMED_TOPICS)
+    consumes: list[str] = Field(default_factory=lambda: list(CONSUMED_TOPICS))
+    # A pending order not paid within this time is asked about at its provider, then closed or settled.
+    order_ttl_seconds: int = 15 * 60
+    # Where providers send their notifications (the gateway's public /callbacks/<provider>).
+    callback_base_url: str = "http://127.0.0.1:8000"
+    # Provider callbacks older (or newer) than this are refused; their nonces are remembered this long.
+    callback_window_seconds: int = 300
 
 
 @lru_cache

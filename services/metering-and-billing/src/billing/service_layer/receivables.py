@@ -14,8 +14,8 @@ settlement's ``status``).
 Consumed events (``payment.events``; the payment service owns the schema, these are the fields read):
 
 - ``payment.payment.succeeded``: ``payment_id``, ``account_no``, ``amount_fen``, ``paid_at``, optional
-  ``channel`` and ``purpose`` (``bills``, the default: settle the bills then top up prepaid; ``prepaid``:
-  top up only).
+  ``channel`` and ``purpose`` (``prepaid``: top up only; anything else, the payment service's ``bill`` or
+  ``dues``: settle the bills oldest first, then top up prepaid with the rest).
 - ``payment.payment.refunded``: ``payment_id``, ``account_no``, ``refunded_fen`` (the total refunded so
   far for that payment), ``refunded_at``. The payment's settlement is reversed; what was not refunded is
   applied again at the refund time.
@@ -588,7 +588,9 @@ async def payment_succeeded(uow: UnitOfWork, event: Event) -> None:
         amount_fen=_amount(data.get("amount_fen"), "amount_fen"),
         paid_at=_instant(data.get("paid_at") or event.time),
         channel=data.get("channel"),
-        purpose=data.get("purpose") or "bills",
+        # The payer's purpose: a declared top-up goes to prepaid only; a bill or dues payment (the payment
+        # service's "bill" / "dues") settles the account's bills oldest first.
+        purpose="prepaid" if data.get("purpose") == "prepaid" else "bills",
     )
 
 

@@ -1,0 +1,47 @@
+"""The configured payment channels: the provider adapters (``adapters/providers``) by provider name, and
+what the service asks of them: the request that starts a payment at the provider, and the verification
+of a provider's callback."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from payment.adapters.orm import PaymentOrder
+from utilis_shared.errors import NotFound
+
+
+class UnknownProvider(NotFound):
+    code = "unknown_provider"
+
+
+class Channels:
+    def __init__(self, adapters: dict[str, Any], *, notify_base_url: str) -> None:
+        self.adapters = dict(adapters)
+        self.notify_base_url = notify_base_url.rstrip("/")
+
+    def adapter(self, provider: str) -> Any:
+        adapter = self.adapters.get(provider)
+        if adapter is None:
+            raise UnknownProvider(f"No payment provider {provider!r} is configured.")
+        return adapter
+
+    def notify_url(self, provider: str) -> str:
+        return f"{self.notify_base_url}/callbacks/{provider.replace(':', '/')}"
+
+    def pay_request(self, order: PaymentOrder, *, now: datetime) -> dict[str, Any] | None:
+        """What the app (or the bank) needs to start paying ``order``; None for the counter."""
+        if order.provider == "counter":
+            return None
+        return self.adapter(order.provider).build_order_request(
+            order_no=order.order_no,
+            amount_fen=order.amount_fen,
+            description=f"户号 {order.account_no} 缴费",
+            notify_url=self.notify_url(order.provider),
+            now=now,
+        )
+
+
+def configured_adapters(settings) -> dict[str, Any]:
+    """The provider adapters this deployment has keys for (none yet: being wired)."""
+    return {}

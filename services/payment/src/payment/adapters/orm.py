@@ -1,0 +1,139 @@
+"""The payment service's tables (database ``payment``). Only this service reads or writes them. Money
+columns are ``BIGINT`` fen."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from utilis_shared.db import TimestampMixin, make_metadata
+from utilis_shared.ids import new_id
+
+
+class Base(DeclarativeBase):
+    metadata = make_metadata()
+
+
+class PaymentOrder(TimestampMixin, Base):
+    """A payment order: an account, a purpose, an amount, a channel, and the state machine of
+    ``payment.domain.orders``. ``order_no`` is what the provider sees (out_trade_no) and what billing
+    settles by (its ``payment_id``)."""
+
+    __tablename__ = "payment_orders"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('created', 'pending', 'succeeded', 'failed', 'closed', 'refunded')", name="status"
+        ),
+        CheckConstraint("purpose IN ('bill', 'dues', 'prepaid')", name="purpose"),
+        CheckConstraint("purpose <> 'bill' OR bill_no IS NOT NULL", name="bill_has_bill_no"),
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+        CheckConstraint("refunded_fen BETWEEN 0 AND amount_fen", name="refunds_within_amount"),
+        UniqueConstraint("order_no", name="uq_payment_orders_order_no"),
+        UniqueConstraint("provider", "provider_txn_id", name="uq_payment_orders_provider_txn"),
+        Index("ix_payment_orders_account", "account_no", "created_at"),
+        Index("ix_payment_orders_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    order_no: Mapped[str] = mapped_column(String(32))
+    account_no: Mapped[str] = mapped_column(String(20))
+    purpose: Mapped[str] = mapped_column(String(10))
+    bill_no: Mapped[str | None] = mapped_column(String(40))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    channel: Mapped[str] = mapped_column(String(40))  # wechat | alipay | bank:<code> | counter | withholding
+    provider: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20))
+    provider_txn_id: Mapped[str | None] = mapped_column(String(64))
+    refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    client_channel: Mapped[str | None] = mapped_column(String(40))  # the gateway channel of the caller
+    created_by: Mapped[str] = mapped_column(String(200))
+    cashier: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # counter: cashier and shift
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class ProviderCallback(Base):
+    """Every callback that passed the signature check, with what it did (audit, and the dedupe of
+    concurrent duplicates: the order row lock decides, this records)."""
+
+    __tablename__ = "provider_callbacks"
+    __table_args__ = (
+        Index("ix_provider_callbacks_txn", "provider", "provider_txn_id"),
+        Index("ix_provider_callbacks_order", "order_no", "received_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    provider: Mapped[str] = mapped_column(String(40))
+    provider_txn_id: Mapped[str] = mapped_column(String(64))
+    order_no: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(20))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(20))
+    raw: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RefundCase(TimestampMixin, Base):
+    """Money a provider confirmed that no open order can take (paid after the order closed, or an
+    amount that differs): a person resolves it (refund it, or apply it as a top-up)."""
+
+    __tablename__ = "refund_cases"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'refunded', 'applied', 'dismissed')", name="status"),
+        UniqueConstraint("provider", "provider_txn_id", name="uq_refund_cases_provider_txn"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    order_no: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str] = mapped_column(String(40))
+    provider_txn_id: Mapped[str] = mapped_column(String(64))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(40))  # order_closed | order_failed | amount_mismatch
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+
+class AccountDues(Base):
+    """What billing last reported an account owes (``billing.balance.changed``), to bound bill and dues
+    orders. Moves forward in event time only."""
+
+    __tablename__ = "account_dues"
+
+    account_no: Mapped[str] = mapped_column(String(20), primary_key=True)
+    owed_fen: Mapped[int] = mapped_column(BigInteger)
+    late_fee_fen: Mapped[int] = mapped_column(BigInteger)
+    prepaid_fen: Mapped[int] = mapped_column(BigInteger)
+    open_bills: Mapped[int] = mapped_column(Integer)
+    as_of: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class BillDue(Base):
+    """Billing's bills as its events describe them (``billing.bill.*``), to check a bill order's bill."""
+
+    __tablename__ = "bill_dues"
+    __table_args__ = (Index("ix_bill_dues_account", "account_no"),)
+
+    bill_no: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_no: Mapped[str] = mapped_column(String(20))
+    total_fen: Mapped[int] = mapped_column(BigInteger)
+    due_date: Mapped[date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20))  # issued | paid
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))

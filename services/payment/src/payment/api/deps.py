@@ -1,0 +1,46 @@
+"""Request-scoped dependencies: the unit of work and the access policy of every route family."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from payment.service_layer.orders import AccountNotFound
+from utilis_shared.auth import Principal, Role, require
+from utilis_shared.db import UnitOfWork
+
+
+def get_uow(request: Request) -> UnitOfWork:
+    return UnitOfWork(request.app.state.session_factory, request.app.state.settings)
+
+
+Uow = Annotated[UnitOfWork, Depends(get_uow)]
+
+# Residents pay their own accounts; agents help on the phone; billing clerks are the counter's cashiers;
+# partners (banks collecting for the utility) by scope.
+PAYMENTS_WRITE_SCOPE = "payments:write"
+PAYMENTS_READ_SCOPE = "payments:read"
+CanPay = Annotated[
+    Principal,
+    Depends(require(roles=(Role.AGENT, Role.BILLING_CLERK), scopes=(PAYMENTS_WRITE_SCOPE,), residents=True)),
+]
+CanReadPayments = Annotated[
+    Principal,
+    Depends(
+        require(
+            roles=(Role.AGENT, Role.BILLING_CLERK, Role.ANALYST),
+            scopes=(PAYMENTS_READ_SCOPE,),
+            residents=True,
+        )
+    ),
+]
+CanTakeCash = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK,)))]
+
+
+def ensure_account_access(principal: Principal, account_no: str) -> None:
+    """Object-level check: a resident asking about someone else's account learns nothing (404)."""
+    if principal.kind == "partner":
+        return
+    if not principal.can_access_account(account_no):
+        raise AccountNotFound(f"No account {account_no}.")

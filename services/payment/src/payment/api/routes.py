@@ -1,0 +1,187 @@
+"""HTTP routes of the payment service (mounted by the gateway under ``/api/payment``; provider callbacks
+under ``/callbacks/...`` without OAuth2, authenticated here by each provider's signature).
+
+Writes run through ``utilis_shared.commands.execute`` (one transaction, optional Idempotency-Key); routes
+never commit.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from payment.adapters.orm import PaymentOrder
+from payment.api.deps import CanPay, CanReadPayments, CanTakeCash, Uow, ensure_account_access
+from payment.domain.orders import Purpose
+from payment.service_layer import orders
+from utilis_shared.commands import CommandResult, IdempotencyKey, claim_for, execute
+from utilis_shared.db import UnitOfWork
+from utilis_shared.errors import problem_responses
+from utilis_shared.timeutil import utcnow
+
+router = APIRouter(prefix="/v1")
+WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 422)
+READ_ERRORS = problem_responses(401, 403, 404, 422)
+OrderNoPath = Annotated[str, Path(pattern=r"^P[0-9]{18}$", examples=["P202611230000001234"])]
+
+
+class Money(BaseModel):
+    amount_fen: int
+    currency: Literal["CNY"] = "CNY"
+
+
+class OrderCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    account_no: str = Field(pattern=r"^[0-9]{6,20}$", examples=["31000000017"])
+    purpose: Purpose = Field(description="bill (one bill), dues (all the account owes), prepaid (a top-up)")
+    bill_no: str | None = Field(None, pattern=r"^[0-9A-Z-]{4,40}$", examples=["2026S-31000000017"])
+    amount_fen: int = Field(gt=0, le=10_000_000_00, examples=[266710])
+    channel: str = Field(
+        pattern=r"^(wechat|alipay|counter|bank:[a-z0-9]{2,20})$", examples=["wechat", "bank:icbc"]
+    )
+
+    @model_validator(mode="after")
+    def _bill_orders_name_the_bill(self) -> OrderCreate:
+        if self.purpose is Purpose.BILL and not self.bill_no:
+            raise ValueError("a bill order names its bill_no")
+        return self
+
+
+class OrderRead(BaseModel):
+    order_no: str
+    account_no: str
+    purpose: str
+    bill_no: str | None
+    amount: Money
+    refunded: Money
+    channel: str
+    status: Literal["created", "pending", "succeeded", "failed", "closed", "refunded"]
+    expires_at: str
+    paid_at: str | None
+    pay_request: dict[str, Any] | None = None
+
+
+class CounterReceipt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    shift_id: str = Field(min_length=1, max_length=40, examples=["2026-11-23-A"])
+
+
+def order_read(order: PaymentOrder, pay_request: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "order_no": order.order_no,
+        "account_no": order.account_no,
+        "purpose": order.purpose,
+        "bill_no": order.bill_no,
+        "amount": {"amount_fen": order.amount_fen, "currency": "CNY"},
+        "refunded": {"amount_fen": order.refunded_fen, "currency": "CNY"},
+        "channel": order.channel,
+        "status": order.status,
+        "expires_at": order.expires_at.isoformat(),
+        "paid_at": order.paid_at.isoformat() if order.paid_at else None,
+        "pay_request": pay_request,
+    }
+
+
+def respond(result: CommandResult) -> JSONResponse:
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+    return JSONResponse(result.body, status_code=result.status, headers=headers)
+
+
+@router.post(
+    "/payment-orders",
+    status_code=201,
+    response_model=OrderRead,
+    responses=WRITE_ERRORS,
+    summary="Create a payment order for a bill, for everything the account owes, or a prepaid top-up",
+    description="A bill or dues order may not exceed what billing last reported the account owes (422 "
+    "`amount_exceeds_dues`); only a prepaid order pays more. Send an `Idempotency-Key`: a retry gets the "
+    "same order. The answer carries what the app needs to start paying at the provider (`pay_request`).",
+    tags=["payment orders"],
+)
+async def create_order(
+    request: Request, body: OrderCreate, uow: Uow, principal: CanPay, key: IdempotencyKey = None
+) -> JSONResponse:
+    ensure_account_access(principal, body.account_no)
+    state = request.app.state
+    data = orders.NewOrder(
+        account_no=body.account_no,
+        purpose=body.purpose,
+        amount_fen=body.amount_fen,
+        channel=body.channel,
+        bill_no=body.bill_no,
+    )
+    ttl = timedelta(seconds=state.settings.order_ttl_seconds)
+
+    async def command(u: UnitOfWork) -> tuple[PaymentOrder, dict[str, Any] | None]:
+        now = utcnow()
+        order = await orders.create_order(u, principal=principal, data=data, now=now, ttl=ttl)
+        return order, state.channels.pay_request(order, now=now)
+
+    claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
+    return respond(await execute(uow, command, lambda r: order_read(*r), status=201, claim=claim))
+
+
+@router.get(
+    "/payment-orders/{order_no}",
+    response_model=OrderRead,
+    responses=READ_ERRORS,
+    summary="A payment order and its status",
+    tags=["payment orders"],
+)
+async def get_order(order_no: OrderNoPath, uow: Uow, principal: CanReadPayments) -> dict[str, Any]:
+    async with uow:
+        order = await orders.get_order(uow.session, order_no)
+    try:
+        ensure_account_access(principal, order.account_no)
+    except orders.AccountNotFound as exc:
+        raise orders.OrderNotFound(f"No payment order {order_no}.") from exc
+    return order_read(order)
+
+
+@router.post(
+    "/payment-orders/{order_no}/cancellation",
+    response_model=OrderRead,
+    responses=WRITE_ERRORS,
+    summary="Cancel a pending order (a payment that still arrives opens a refund case)",
+    tags=["payment orders"],
+)
+async def cancel_order(order_no: OrderNoPath, uow: Uow, principal: CanPay) -> JSONResponse:
+    async def command(u: UnitOfWork) -> PaymentOrder:
+        order = await orders.get_order(u.session, order_no, lock=True)
+        try:
+            ensure_account_access(principal, order.account_no)
+        except orders.AccountNotFound as exc:
+            raise orders.OrderNotFound(f"No payment order {order_no}.") from exc
+        return await orders.close_order(u, order_no=order_no, reason="cancelled", now=utcnow())
+
+    return respond(await execute(uow, command, order_read))
+
+
+@router.post(
+    "/payment-orders/{order_no}/counter-receipt",
+    response_model=OrderRead,
+    responses=WRITE_ERRORS,
+    summary="The cashier confirms cash or POS at the service counter: the order succeeds",
+    tags=["payment orders"],
+)
+async def counter_receipt(
+    request: Request,
+    order_no: OrderNoPath,
+    body: CounterReceipt,
+    uow: Uow,
+    principal: CanTakeCash,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def command(u: UnitOfWork) -> PaymentOrder:
+        return await orders.pay_at_counter(
+            u, order_no=order_no, cashier=principal.audit_actor, shift_id=body.shift_id, now=utcnow()
+        )
+
+    claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
+    return respond(await execute(uow, command, order_read, claim=claim))

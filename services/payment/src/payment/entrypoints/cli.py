@@ -1,0 +1,83 @@
+"""``payment`` command: every process kind and operator task of the service, one image, one entry point.
+
+payment api | relay | consumer     the long-running processes
+payment migrate                    Alembic upgrade to head (a Helm pre-upgrade Job)
+payment events-schemas             write the JSON Schemas of the emitted events
+payment settings                   print the effective settings, secrets hidden
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from payment.settings import Settings, get_settings
+
+SERVICE_DIR = Path(__file__).resolve().parents[3]
+MIGRATIONS = SERVICE_DIR / "migrations"
+
+app = typer.Typer(help="The Utilis payment service.", no_args_is_help=True, add_completion=False)
+
+
+@app.command()
+def api(workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1) -> None:
+    """Serve the HTTP API and the providers' callbacks."""
+    from utilis_shared.runner import run_api
+
+    settings = get_settings()
+    run_api(
+        "payment.entrypoints.http:create", host=settings.http_host, port=settings.http_port, workers=workers
+    )
+
+
+@app.command()
+def relay() -> None:
+    """Publish the outbox to Kafka (payment.events)."""
+    from payment.entrypoints.workers import run_relay
+    from utilis_shared.runner import run
+
+    run(lambda: run_relay(get_settings()))
+
+
+@app.command()
+def consumer() -> None:
+    """Consume billing.events (what accounts owe) into the payment service's local tables."""
+    from payment.entrypoints.workers import run_consumer
+    from utilis_shared.runner import run
+
+    run(lambda: run_consumer(get_settings()))
+
+
+@app.command()
+def migrate(revision: str = "head") -> None:
+    """Upgrade the payment database schema."""
+    from utilis_shared.migrations import run_migrations
+
+    run_migrations(MIGRATIONS, get_settings().database_url, revision)
+    typer.echo(f"payment database migrated to {revision}")
+
+
+@app.command("events-schemas")
+def events_schemas(folder: Path = SERVICE_DIR / "events") -> None:
+    """Write the JSON Schema of every event this service emits."""
+    from payment.events import catalog
+
+    for path in catalog.write_schemas(folder):
+        typer.echo(str(path))
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Print the effective settings with secrets hidden."""
+    typer.echo(json.dumps(Settings().model_dump(mode="json"), indent=2, ensure_ascii=False))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

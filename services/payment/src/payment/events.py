@@ -1,0 +1,67 @@
+"""The events the payment service emits (topic ``payment.events``), keyed by account number. Billing
+settles bills from ``payment.payment.succeeded`` and reverses from ``payment.payment.refunded``; the customer
+360° view projects both. ``payment_id`` is the order number (what billing dedupes settlements by)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from utilis_shared.events import EventCatalog
+
+catalog = EventCatalog("payment")
+
+
+class _Order(BaseModel):
+    payment_id: str  # the order number
+    account_no: str
+    amount_fen: int
+    channel: str
+    purpose: str  # bill | dues | prepaid
+    bill_no: str | None
+
+
+@catalog.register("payment.payment.created")
+class PaymentCreated(_Order):
+    status: str  # pending
+    expires_at: datetime
+
+
+@catalog.register("payment.payment.succeeded")
+class PaymentSucceeded(_Order):
+    status: str  # succeeded
+    paid_at: datetime
+    provider: str
+    provider_txn_id: str
+
+
+@catalog.register("payment.payment.failed")
+class PaymentFailed(_Order):
+    status: str  # failed
+
+
+@catalog.register("payment.payment.closed")
+class PaymentClosed(_Order):
+    status: str  # closed
+    reason: str  # cancelled | expired
+
+
+@catalog.register("payment.payment.refunded")
+class PaymentRefunded(_Order):
+    status: str  # succeeded (part refunded) | refunded
+    refund_no: str
+    refund_fen: int
+    refunded_fen: int  # the total refunded so far: what billing reverses
+    refunded_at: datetime
+
+
+@catalog.register("payment.refund_case.opened")
+class RefundCaseOpened(BaseModel):
+    case_id: str
+    payment_id: str
+    account_no: str
+    provider: str
+    provider_txn_id: str
+    amount_fen: int
+    reason: str
