@@ -155,6 +155,9 @@ READING_UPLOAD = CLERKS | partners("readings:write")
 TELEMETRY_UPLOAD = staff(Role.TECHNICIAN) | partners("telemetry:write")
 TELEMETRY_READERS = staff(Role.AGENT, Role.TECHNICIAN, Role.BILLING_CLERK) | RESIDENTS
 RUN_READERS = staff(Role.BILLING_CLERK, Role.ANALYST)
+# The payment service's families (services/payment/src/payment/api/deps.py).
+PAYERS = staff(Role.AGENT, Role.BILLING_CLERK) | RESIDENTS | partners("payments:write")
+PAYMENT_READERS = staff(Role.AGENT, Role.BILLING_CLERK, Role.ANALYST) | RESIDENTS | partners("payments:read")
 SITE_CONFIG = staff(Role.TECHNICIAN, Role.BILLING_CLERK)
 QUOTE = TARIFF_READERS | RESIDENTS
 
@@ -206,6 +209,11 @@ POLICY = PolicyTable([
     RoutePolicy("billing",  "POST",  "/v1/telemetry/samples", TELEMETRY_UPLOAD),
     RoutePolicy("billing",  "PUT",   "/v1/telemetry/sites/{site_kind}/{site_id}",             SITE_CONFIG),
     RoutePolicy("billing",  "GET",   "/v1/accounts/{account_no}/heating-telemetry", TELEMETRY_READERS),
+    # ---- payment (/api/payment) -----------------------------------------------------------------------
+    RoutePolicy("payment",  "POST",  "/v1/payment-orders",                                    PAYERS),
+    RoutePolicy("payment",  "GET",   "/v1/payment-orders/{order_no}", PAYMENT_READERS),
+    RoutePolicy("payment",  "POST",  "/v1/payment-orders/{order_no}/cancellation",            PAYERS),
+    RoutePolicy("payment",  "POST",  "/v1/payment-orders/{order_no}/counter-receipt",         CLERKS),
     # ---- payment: providers' and banks' asynchronous notifications -----------------------------------
     RoutePolicy("payment",  "POST",  "/callbacks/{provider}",                 PUBLIC, limit="callback"),
     RoutePolicy("payment",  "POST",  "/callbacks/{provider}/{kind}",          PUBLIC, limit="callback"),

@@ -25,6 +25,11 @@ class Settings(ServiceSettings):
     callback_base_url: str = "http://127.0.0.1:8000"
     # Provider callbacks older (or newer) than this are refused; their nonces are remembered this long.
     callback_window_seconds: int = 300
+    # Order queries for pending orders past their expiry: the provider's gateway per provider (the
+    # simulator's in development); an expired order is asked about until this long after its expiry.
+    provider_query_urls: dict[str, str] = Field(default_factory=dict)
+    expiry_grace_seconds: int = 24 * 3600
+    expiry_sweep_seconds: float = 30.0
 
 
 @lru_cache

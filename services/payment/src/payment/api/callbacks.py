@@ -29,6 +29,7 @@ from fastapi.responses import Response
 from prometheus_client import Counter
 
 from payment.adapters.channels import Channels
+from payment.adapters.providers.base import CallbackRejected
 from payment.service_layer import orders
 from payment.settings import Settings
 from utilis_shared.db import UnitOfWork
@@ -80,12 +81,12 @@ async def handle_callback(request: Request, provider: str) -> Response:
     adapter = channels.adapter(provider)
     body = await request.body()
     headers: Mapping[str, str] = request.headers
-    from payment.adapters.providers.base import CallbackRejected
-
     try:
         notice = adapter.verify_callback(headers=headers, body=body, now=utcnow())
     except CallbackRejected as exc:
         CALLBACKS.labels(provider, exc.code).inc()
+        if exc.acknowledge:  # e.g. a notice that is not final yet: "received", nothing to apply
+            return _answer(adapter, True)
         log.warning("provider callback refused", extra={"provider": provider, "reason": exc.code})
         return _answer(adapter, False, exc.code)
     nonces = NonceStore(state.redis, state.settings.redis_prefix, state.settings.callback_window_seconds)

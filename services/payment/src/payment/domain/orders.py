@@ -82,7 +82,10 @@ class Outcome(StrEnum):
 def apply_outcome(
     current: OrderStatus, order_amount_fen: int, *, notice_status: str, notice_amount_fen: int
 ) -> tuple[Outcome, OrderStatus]:
-    """The outcome of a provider's (verified) notice on an order, and the order's status after it."""
+    """The outcome of a provider's (verified) notice on an order, and the order's status after it. A
+    refund notice is not a payment outcome: recorded as a conflict here (refunds are their own flow)."""
+    if notice_status not in ("succeeded", "failed", "closed"):
+        return Outcome.CONFLICT, current
     if notice_status == "succeeded":
         if notice_amount_fen != order_amount_fen:
             return Outcome.AMOUNT_MISMATCH, current

@@ -1,6 +1,6 @@
 """``payment`` command: every process kind and operator task of the service, one image, one entry point.
 
-payment api | relay | consumer     the long-running processes
+payment api | relay | consumer | scheduler   the long-running processes
 payment migrate                    Alembic upgrade to head (a Helm pre-upgrade Job)
 payment events-schemas             write the JSON Schemas of the emitted events
 payment settings                   print the effective settings, secrets hidden
@@ -49,6 +49,15 @@ def consumer() -> None:
     from utilis_shared.runner import run
 
     run(lambda: run_consumer(get_settings()))
+
+
+@app.command()
+def scheduler() -> None:
+    """Ask providers about pending orders past their expiry; settle or close them."""
+    from payment.entrypoints.workers import run_scheduler
+    from utilis_shared.runner import run
+
+    run(lambda: run_scheduler(get_settings()))
 
 
 @app.command()

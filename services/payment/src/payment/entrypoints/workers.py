@@ -20,3 +20,9 @@ async def run_consumer(settings: Settings) -> None:
         "consumer",
         lambda engine: EventConsumer(settings, create_session_factory(engine), registry, settings.consumes),
     )
+
+
+async def run_scheduler(settings: Settings) -> None:
+    from payment.entrypoints.scheduler import Scheduler
+
+    await run_worker(settings, "scheduler", lambda engine: Scheduler(settings, engine))

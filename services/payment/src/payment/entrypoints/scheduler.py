@@ -1,0 +1,51 @@
+"""The ``scheduler`` process: pending orders past their expiry are asked about at their provider, then
+settled or closed (``service_layer/expiry.py``), every ``expiry_sweep_seconds``. Two replicas are safe:
+each order is settled or closed under its row lock, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from payment.api.callbacks import channels_from_settings
+from payment.service_layer.expiry import sweep_expired
+from payment.settings import Settings
+from utilis_shared.db import create_session_factory
+from utilis_shared.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, engine: AsyncEngine) -> None:
+        self.settings = settings
+        self.session_factory = create_session_factory(engine)
+        self.channels = channels_from_settings(settings)
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def run_forever(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                summary = await sweep_expired(
+                    self.session_factory, self.settings, self.channels, self.http, now=utcnow()
+                )
+                if summary.looked_at:
+                    log.info("expired orders swept", extra={"summary": str(summary)})
+            except Exception:  # keep the process alive; the next round tries again
+                log.exception("expiry sweep failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.expiry_sweep_seconds)
