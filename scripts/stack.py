@@ -51,6 +51,8 @@ def up(
         asyncio.run(devstack.create_database(spec.database))
         env = devstack.service_env(spec, platform=platform)
         subprocess.run([devstack.venv_bin(spec.command), "migrate"], env=env, check=True)
+        if spec.setup:
+            subprocess.run([devstack.venv_bin(spec.command), *spec.setup], env=env, check=True)
         marker = RUN_DIR / f"{spec.name}.demo-loaded"
         if demo_accounts > 0 and not marker.exists() and spec.demo:
             _say(f"{spec.name}: loading demo data (first start only)")

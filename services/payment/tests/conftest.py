@@ -74,8 +74,19 @@ def session_factory(engine):
 
 
 @pytest.fixture(scope="session")
-async def app(settings: Settings):
-    application = create(settings)
+def simulator():
+    """The providers' side: WeChat Pay, Alipay, and two banks (icbc signs RSA2, boc SM2/SM3)."""
+    from payment.adapters.providers.simulator import ProviderSimulator
+
+    return ProviderSimulator()
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, simulator):
+    from payment.adapters.channels import Channels
+
+    channels = Channels(simulator.adapters(), notify_base_url="http://payment.test")
+    application = create(settings, channels=channels)
     async with application.router.lifespan_context(application):
         yield application
 

@@ -57,6 +57,9 @@ class ServiceSpec:
     database: str
     processes: dict[str, int]
     demo: tuple[str, ...] = ()  # arguments of its console script that load its demo data
+    # Arguments of its console script run on every local start after the migration (idempotent), e.g.
+    # development keys its processes need.
+    setup: tuple[str, ...] = ()
     # The gateway publishes the service's API under /api/<route>/ (default: the service's name).
     route: str = ""
 
@@ -87,6 +90,7 @@ def load_platform(path: Path = PLATFORM_FILE) -> Platform:
             database=spec["database"],
             processes={k: int(v) for k, v in spec["processes"].items()},
             demo=tuple(str(a) for a in spec.get("demo") or ()),
+            setup=tuple(str(a) for a in spec.get("setup") or ()),
             route=str(spec.get("route") or ""),
         )
         for name, spec in (data.get("services") or {}).items()
@@ -189,6 +193,8 @@ def service_env(
             "UTILIS_KAFKA_BOOTSTRAP": kafka_bootstrap(),
             "UTILIS_REDIS_URL": redis_url(),
             "UTILIS_JWKS_URL": env.get("UTILIS_JWKS_URL", jwks),
+            # The payment providers' simulator key bundle (development only; see the payment service).
+            "UTILIS_PROVIDER_KEYS_FILE": str(LOCAL_DIR / "keys" / "payment-providers.json"),
         }
     )
     if platform and spec.name == GATEWAY and gateway:

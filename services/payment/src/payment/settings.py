@@ -25,6 +25,9 @@ class Settings(ServiceSettings):
     callback_base_url: str = "http://127.0.0.1:8000"
     # Provider callbacks older (or newer) than this are refused; their nonces are remembered this long.
     callback_window_seconds: int = 300
+    # Development and test: the provider simulator's key bundle (``payment dev-keys``); see
+    # adapters/channels.configured_adapters.
+    provider_keys_file: str | None = None
     # Order queries for pending orders past their expiry: the provider's gateway per provider (the
     # simulator's in development); an expired order is asked about until this long after its expiry.
     provider_query_urls: dict[str, str] = Field(default_factory=dict)

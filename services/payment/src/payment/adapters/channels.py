@@ -43,5 +43,19 @@ class Channels:
 
 
 def configured_adapters(settings) -> dict[str, Any]:
-    """The provider adapters this deployment has keys for (none yet: being wired)."""
-    return {}
+    """The provider adapters this deployment has keys for. Development and test: the provider simulator's
+    key bundle (``provider_keys_file``: the merchant's keys and the providers' public keys come from it;
+    ``payment dev-keys`` writes one), so the simulator signs and answers queries exactly as the providers
+    would. Production key material (merchant keys, platform certificates, bank public keys per provider)
+    is not wired yet: without a bundle no provider is offered (their callbacks answer 404)."""
+    from pathlib import Path
+
+    path = settings.provider_keys_file
+    if not path or not Path(path).is_file():
+        return {}
+    from datetime import timedelta
+
+    from payment.adapters.providers.simulator import ProviderSimulator
+
+    simulator = ProviderSimulator.from_keys(Path(path).read_text(encoding="utf-8"))
+    return simulator.adapters(window=timedelta(seconds=settings.callback_window_seconds))

@@ -69,6 +69,29 @@ def migrate(revision: str = "head") -> None:
     typer.echo(f"payment database migrated to {revision}")
 
 
+@app.command("dev-keys")
+def dev_keys(
+    path: Annotated[Path | None, typer.Option(help="default: the provider_keys_file setting")] = None,
+) -> None:
+    """Write the provider simulator's key bundle (development only; kept if it exists), so the service and
+    the simulator (tests, load tests) share the providers' and the merchant's keys."""
+    from payment.adapters.providers.simulator import SimulatorKeys
+
+    settings = get_settings()
+    if not settings.is_development:
+        raise typer.BadParameter("development keys are refused outside development and test")
+    if path is None and not settings.provider_keys_file:
+        raise typer.BadParameter("name the file: --path or UTILIS_PROVIDER_KEYS_FILE")
+    target = Path(path or settings.provider_keys_file)
+    if target.exists():
+        typer.echo(f"{target}: kept")
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(SimulatorKeys.generate({"icbc": "RSA2", "boc": "SM2"}).to_json(), encoding="utf-8")
+    target.chmod(0o600)
+    typer.echo(f"{target}: written")
+
+
 @app.command("events-schemas")
 def events_schemas(folder: Path = SERVICE_DIR / "events") -> None:
     """Write the JSON Schema of every event this service emits."""
