@@ -726,9 +726,15 @@ class ProviderSimulator:
             )
         return sorted(out, key=lambda e: (e.occurred_at, e.order_no))
 
-    def statement_csv(self, provider: Provider, day: date, lines: Iterable[_Entry] | None = None) -> bytes:
+    def statement_csv(
+        self, provider: Provider, day: date, lines: Iterable[_Entry] | None = None, *, fee_per_mille: int = 0
+    ) -> bytes:
         """:func:`statement_csv` with this simulator's identities (and its own entries by default)."""
-        entries = list(lines) if lines is not None else self.statement_entries(provider, day)
+        entries = (
+            list(lines)
+            if lines is not None
+            else self.statement_entries(provider, day, fee_per_mille=fee_per_mille)
+        )
         return statement_csv(
             provider, day, entries, mchid=self.mchid, appid=self.appid, alipay_account=self.alipay_seller_id
         )
