@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from payment import __version__
 from payment.adapters.channels import Channels
-from payment.api import callbacks
+from payment.api import callbacks, reconciliation
 from payment.api.routes import router
 from payment.settings import Settings, get_settings
 from utilis_shared.auth import TokenVerifier
@@ -61,7 +61,7 @@ def create(settings: Settings | None = None, *, channels: Channels | None = None
         title="Utilis payment service",
         description=DESCRIPTION,
         version=__version__,
-        routers=[router, callbacks.router],
+        routers=[router, callbacks.router, reconciliation.router],
         lifespan=lifespan,
         readiness=readiness,
     )

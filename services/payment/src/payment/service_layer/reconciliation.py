@@ -1,0 +1,1 @@
+"""Reconciliation use cases (placeholder: being built)."""
