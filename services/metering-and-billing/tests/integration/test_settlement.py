@@ -392,3 +392,22 @@ async def test_bills_issued_under_different_late_fee_rules_settle_each_under_its
         {"bill_no": older, "late_fee_fen": 500, "principal_fen": 100_000},
         {"bill_no": newer, "late_fee_fen": 1_000, "principal_fen": 48_500},
     ]
+
+
+async def test_a_second_partial_refund_is_refused_loudly_not_ignored(settings, session_factory) -> None:
+    no = account_no()
+    await open_bill(session_factory, settings, no, total=50_000, due=date.today() + timedelta(days=5))
+    paid = await settle(session_factory, settings, no, 50_000, utcnow())
+    for refunded in (10_000, 10_000):  # the same refund twice: applied once
+        async with UnitOfWork(session_factory, settings) as uow:
+            await receivables.reverse_payment(
+                uow, payment_id=paid.payment_id, account_no=no, refunded_fen=refunded, refunded_at=utcnow()
+            )
+            await uow.commit()
+    async with session_factory() as s:
+        assert (await s.get(SettlementRow, paid.payment_id)).reversal["reapplied_fen"] == 40_000
+    async with UnitOfWork(session_factory, settings) as uow:
+        with pytest.raises(ValueError, match="needs a person"):
+            await receivables.reverse_payment(
+                uow, payment_id=paid.payment_id, account_no=no, refunded_fen=25_000, refunded_at=utcnow()
+            )

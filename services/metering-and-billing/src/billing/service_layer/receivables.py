@@ -412,7 +412,15 @@ async def reverse_payment(
     if settlement is None:
         raise ValueError(f"refund of payment {payment_id}, which billing never applied")
     if settlement.status == "reversed":
-        return None
+        if (settlement.reversal or {}).get("refunded_fen") == refunded_fen:
+            return None  # the same refund again
+        # A further partial refund of a payment already reversed once: not automated yet. Refused loudly
+        # (the consumer retries, then dead-letters it with this reason for a person), never ignored.
+        raise ValueError(
+            f"payment {payment_id} was already reversed for a refund of "
+            f"{(settlement.reversal or {}).get('refunded_fen')} fen; a further refund to {refunded_fen} fen "
+            "needs a person"
+        )
     if refunded_fen <= 0 or refunded_fen > settlement.amount_fen:
         raise ValueError(f"refund of {refunded_fen} fen on a payment of {settlement.amount_fen} fen")
     bill_nos = [a["bill_no"] for a in settlement.allocations]

@@ -137,3 +137,58 @@ class BillDue(Base):
     due_date: Mapped[date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(20))  # issued | paid
     event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# ---- refunds and invoices
+class Refund(TimestampMixin, Base):
+    """A refund of (part of) a succeeded payment. Staff request it; a ``billing_supervisor`` who is not the
+    requester approves it; then the provider refunds (its refund notice completes it) or, at the counter,
+    the cashier pays it back at once. ``refund_no`` is the provider's ``out_refund_no``."""
+
+    __tablename__ = "refunds"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('requested', 'submitted', 'succeeded', 'rejected', 'failed')", name="status"
+        ),
+        CheckConstraint("amount_fen > 0", name="amount_positive"),
+        CheckConstraint("approved_by IS NULL OR approved_by <> requested_by", name="four_eyes"),
+        UniqueConstraint("refund_no", name="uq_refunds_refund_no"),
+        Index("ix_refunds_order", "order_no", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    refund_no: Mapped[str] = mapped_column(String(32))
+    order_no: Mapped[str] = mapped_column(String(32))
+    account_no: Mapped[str] = mapped_column(String(20))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    decision_note: Mapped[str | None] = mapped_column(Text)
+    provider_refund_id: Mapped[str | None] = mapped_column(String(64))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class InvoiceRequest(TimestampMixin, Base):
+    """A payer's request for an e-invoice (电子发票) for a succeeded payment: recorded here for the
+    invoicing system (the tax-control platform adapter is not built)."""
+
+    __tablename__ = "invoice_requests"
+    __table_args__ = (
+        CheckConstraint("status IN ('requested', 'issued', 'failed')", name="status"),
+        CheckConstraint("title_kind IN ('personal', 'company')", name="title_kind"),
+        CheckConstraint("title_kind = 'personal' OR tax_no IS NOT NULL", name="company_has_tax_no"),
+        UniqueConstraint("order_no", name="uq_invoice_requests_order_no"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    order_no: Mapped[str] = mapped_column(String(32))
+    account_no: Mapped[str] = mapped_column(String(20))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    title_kind: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(String(200))
+    tax_no: Mapped[str | None] = mapped_column(String(20))
+    email: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="requested")
+    requested_by: Mapped[str] = mapped_column(String(200))

@@ -36,6 +36,8 @@ CanReadPayments = Annotated[
     ),
 ]
 CanTakeCash = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK,)))]
+CanRequestRefunds = Annotated[Principal, Depends(require(roles=(Role.AGENT, Role.BILLING_CLERK)))]
+CanApproveRefunds = Annotated[Principal, Depends(require(roles=(Role.BILLING_SUPERVISOR,)))]
 
 
 def ensure_account_access(principal: Principal, account_no: str) -> None:

@@ -15,9 +15,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from payment.adapters.orm import PaymentOrder
-from payment.api.deps import CanPay, CanReadPayments, CanTakeCash, Uow, ensure_account_access
+from payment.api.deps import (
+    CanApproveRefunds,
+    CanPay,
+    CanReadPayments,
+    CanRequestRefunds,
+    CanTakeCash,
+    Uow,
+    ensure_account_access,
+)
 from payment.domain.orders import Purpose
-from payment.service_layer import orders
+from payment.service_layer import orders, refunds
 from utilis_shared.commands import CommandResult, IdempotencyKey, claim_for, execute
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import problem_responses
@@ -185,3 +193,150 @@ async def counter_receipt(
 
     claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
     return respond(await execute(uow, command, order_read, claim=claim))
+
+
+# ---------------------------------------------------------------------------------- refunds, invoices
+class RefundCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount_fen: int = Field(gt=0, examples=[5000])
+    reason: str = Field(min_length=2, max_length=500, examples=["重复缴费，退还一笔"])
+
+
+class RefundDecision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    approve: bool
+    note: str = Field("", max_length=500)
+
+
+class RefundRead(BaseModel):
+    refund_no: str
+    order_no: str
+    account_no: str
+    amount: Money
+    reason: str
+    status: Literal["requested", "submitted", "succeeded", "rejected", "failed"]
+    requested_by: str
+    approved_by: str | None
+
+
+def refund_read(refund) -> dict[str, Any]:
+    return {
+        "refund_no": refund.refund_no,
+        "order_no": refund.order_no,
+        "account_no": refund.account_no,
+        "amount": {"amount_fen": refund.amount_fen, "currency": "CNY"},
+        "reason": refund.reason,
+        "status": refund.status,
+        "requested_by": refund.requested_by,
+        "approved_by": refund.approved_by,
+    }
+
+
+@router.post(
+    "/payment-orders/{order_no}/refunds",
+    status_code=201,
+    response_model=RefundRead,
+    responses=WRITE_ERRORS,
+    summary="Request a refund of (part of) a succeeded payment (a billing_supervisor approves it)",
+    tags=["refunds"],
+)
+async def request_refund(
+    request: Request,
+    order_no: OrderNoPath,
+    body: RefundCreate,
+    uow: Uow,
+    principal: CanRequestRefunds,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def command(u: UnitOfWork):
+        return await refunds.request_refund(
+            u,
+            order_no=order_no,
+            amount_fen=body.amount_fen,
+            reason=body.reason,
+            requested_by=principal.audit_actor,
+        )
+
+    claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
+    return respond(await execute(uow, command, refund_read, status=201, claim=claim))
+
+
+@router.post(
+    "/refunds/{refund_no}/decision",
+    response_model=RefundRead,
+    responses=WRITE_ERRORS,
+    summary="Approve or reject a refund request (not by its requester); a counter refund succeeds at once",
+    tags=["refunds"],
+)
+async def decide_refund(
+    refund_no: Annotated[str, Path(pattern=r"^R[0-9]{20}$")],
+    body: RefundDecision,
+    uow: Uow,
+    principal: CanApproveRefunds,
+) -> JSONResponse:
+    async def command(u: UnitOfWork):
+        return await refunds.decide_refund(
+            u,
+            refund_no=refund_no,
+            approve=body.approve,
+            decided_by=principal.audit_actor,
+            note=body.note,
+            now=utcnow(),
+        )
+
+    return respond(await execute(uow, command, refund_read))
+
+
+class InvoiceCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title_kind: Literal["personal", "company"]
+    title: str = Field(min_length=1, max_length=200, examples=["王秀英"])
+    tax_no: str | None = Field(None, pattern=r"^[0-9A-Z]{15,20}$", examples=["91230103MA1B2C3D4E"])
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=200, examples=["wang@example.cn"])
+
+    @model_validator(mode="after")
+    def _companies_give_their_tax_no(self) -> InvoiceCreate:
+        if self.title_kind == "company" and not self.tax_no:
+            raise ValueError("a company invoice needs the company's tax_no (统一社会信用代码)")
+        return self
+
+
+@router.post(
+    "/payment-orders/{order_no}/invoice-requests",
+    status_code=201,
+    responses=WRITE_ERRORS,
+    summary="Ask for an e-invoice (电子发票) for a succeeded payment",
+    tags=["payment orders"],
+)
+async def request_invoice(
+    order_no: OrderNoPath, body: InvoiceCreate, uow: Uow, principal: CanPay
+) -> JSONResponse:
+    async def command(u: UnitOfWork):
+        order = await orders.get_order(u.session, order_no)
+        try:
+            ensure_account_access(principal, order.account_no)
+        except orders.AccountNotFound as exc:
+            raise orders.OrderNotFound(f"No payment order {order_no}.") from exc
+        return await refunds.request_invoice(
+            u,
+            order_no=order_no,
+            title_kind=body.title_kind,
+            title=body.title,
+            tax_no=body.tax_no,
+            email=body.email,
+            requested_by=principal.audit_actor,
+        )
+
+    def present(row) -> dict[str, Any]:
+        return {
+            "order_no": row.order_no,
+            "amount": {"amount_fen": row.amount_fen, "currency": "CNY"},
+            "title_kind": row.title_kind,
+            "title": row.title,
+            "status": row.status,
+        }
+
+    return respond(await execute(uow, command, present, status=201))

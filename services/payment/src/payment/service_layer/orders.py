@@ -164,9 +164,14 @@ class Notice:
 
 
 async def apply_notice(uow: UnitOfWork, notice: Notice) -> Outcome:
-    """Apply a verified notice exactly once (see the module docstring)."""
+    """Apply a verified notice exactly once (see the module docstring). A refund notice completes the
+    submitted refund it names (``service_layer/refunds.py``)."""
     order = await get_order(uow.session, notice.order_no, lock=True)
-    if order.provider != notice.provider:
+    if notice.status == "refunded" and order.provider == notice.provider:
+        from payment.service_layer.refunds import apply_refund_notice
+
+        outcome = Outcome(await apply_refund_notice(uow, notice))
+    elif order.provider != notice.provider:
         outcome = Outcome.CONFLICT
     else:
         outcome, status = rules.apply_outcome(
@@ -175,7 +180,7 @@ async def apply_notice(uow: UnitOfWork, notice: Notice) -> Outcome:
             notice_status=notice.status,
             notice_amount_fen=notice.amount_fen,
         )
-    if outcome is Outcome.APPLIED:
+    if outcome is Outcome.APPLIED and notice.status != "refunded":
         _move(uow, order, status, notice)
     elif outcome in (Outcome.REFUND_CASE, Outcome.AMOUNT_MISMATCH) and notice.status == "succeeded":
         await _open_refund_case(uow, order, notice, outcome)

@@ -1,0 +1,185 @@
+"""Refunds and e-invoice requests.
+
+Refunds: ``requested`` (by staff: agent or billing clerk, with a reason) → ``submitted`` (approved by a
+``billing_supervisor`` who is not the requester) → ``succeeded`` when the provider's refund notice arrives
+(verified like any callback; dedupe by the provider's refund id), or at once for a counter payment (the
+cashier pays the cash back) → ``payment.payment.refunded``, from which billing reverses the payment's
+settlement (re-applying what was not refunded). A request may be ``rejected`` instead of approved. The
+refunds of an order never exceed its amount: requested, submitted and succeeded refunds count (checked
+under the order's row lock). When they add up to the amount, the order becomes ``refunded``.
+
+The provider's refund *request* (WeChat ``/v3/refund/domestic/refunds``, Alipay ``alipay.trade.refund``, the
+bank's refund message) is not sent yet: an approved online refund waits, ``submitted``, for the provider's
+notice (the simulator sends one in tests); see the README.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from payment.adapters.orm import InvoiceRequest, PaymentOrder, Refund
+from payment.domain.orders import OrderStatus
+from payment.events import PaymentRefunded, catalog
+from payment.service_layer.orders import COUNTER, Notice, _order_payload, _problem, get_order
+from utilis_shared.db import UnitOfWork
+from utilis_shared.errors import NotFound
+from utilis_shared.timeutil import utcnow
+
+OPEN_OR_DONE = ("requested", "submitted", "succeeded")
+
+
+class RefundNotFound(NotFound):
+    code = "refund_not_found"
+
+
+async def _committed_fen(session, order_no: str) -> int:
+    return int(
+        (
+            await session.execute(
+                select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
+                    Refund.order_no == order_no, Refund.status.in_(OPEN_OR_DONE)
+                )
+            )
+        ).scalar_one()
+    )
+
+
+async def request_refund(
+    uow: UnitOfWork, *, order_no: str, amount_fen: int, reason: str, requested_by: str
+) -> Refund:
+    order = await get_order(uow.session, order_no, lock=True)
+    if order.status != OrderStatus.SUCCEEDED.value:
+        raise _problem(409, "order_not_refundable", f"Order {order_no} is {order.status}.")
+    left = order.amount_fen - await _committed_fen(uow.session, order_no)
+    if amount_fen > left:
+        raise _problem(
+            422,
+            "refund_exceeds_payment",
+            f"At most {left} fen of {order_no} can still be refunded.",
+            left_fen=left,
+        )
+    count = (
+        await uow.session.execute(select(func.count()).select_from(Refund).where(Refund.order_no == order_no))
+    ).scalar_one()
+    refund = Refund(
+        refund_no=f"R{order_no[1:]}{count + 1:02d}",
+        order_no=order_no,
+        account_no=order.account_no,
+        amount_fen=amount_fen,
+        reason=reason,
+        status="requested",
+        requested_by=requested_by,
+    )
+    uow.session.add(refund)
+    await uow.session.flush()
+    return refund
+
+
+async def _refund(session, refund_no: str) -> Refund:
+    refund = (
+        await session.execute(select(Refund).where(Refund.refund_no == refund_no).with_for_update())
+    ).scalar_one_or_none()
+    if refund is None:
+        raise RefundNotFound(f"No refund {refund_no}.")
+    return refund
+
+
+async def decide_refund(
+    uow: UnitOfWork, *, refund_no: str, approve: bool, decided_by: str, note: str, now: datetime
+) -> Refund:
+    """A supervisor approves (submitted; a counter refund succeeds at once) or rejects a request."""
+    refund = await _refund(uow.session, refund_no)
+    order = await get_order(uow.session, refund.order_no, lock=True)
+    if refund.status != "requested":
+        raise _problem(409, "refund_not_pending", f"Refund {refund_no} is {refund.status}.")
+    if decided_by == refund.requested_by:
+        raise _problem(
+            409, "refund_not_authorized", "A refund is approved by someone other than its requester."
+        )
+    refund.approved_by, refund.decision_note = decided_by, note
+    if not approve:
+        refund.status = "rejected"
+    elif order.provider == COUNTER:
+        _succeed(uow, order, refund, provider_refund_id=f"counter:{refund_no}", at=now)
+    else:
+        refund.status = "submitted"
+    await uow.session.flush()
+    return refund
+
+
+def _succeed(uow: UnitOfWork, order: PaymentOrder, refund: Refund, *, provider_refund_id: str, at: datetime):
+    refund.status, refund.provider_refund_id, refund.completed_at = "succeeded", provider_refund_id, at
+    order.refunded_fen += refund.amount_fen
+    if order.refunded_fen == order.amount_fen:
+        order.status = OrderStatus.REFUNDED.value
+    order.version += 1
+    uow.emit(
+        catalog.build(
+            PaymentRefunded(
+                **_order_payload(order),
+                status=order.status,
+                refund_no=refund.refund_no,
+                refund_fen=refund.amount_fen,
+                refunded_fen=order.refunded_fen,
+                refunded_at=at,
+            ),
+            subject=order.account_no,
+        )
+    )
+
+
+async def apply_refund_notice(uow: UnitOfWork, notice: Notice) -> str:
+    """The provider confirms a refund: the submitted refund it names succeeds (once)."""
+    order = await get_order(uow.session, notice.order_no, lock=True)
+    refund_no = str(notice.raw.get("out_refund_no") or notice.raw.get("out_request_no") or "")
+    refund = (
+        await uow.session.execute(
+            select(Refund)
+            .where(Refund.refund_no == refund_no, Refund.order_no == order.order_no)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if refund is None:
+        return "conflict"  # a refund we never asked for: recorded with the callback, for a person
+    if refund.status == "succeeded":
+        return "duplicate"
+    if refund.status != "submitted" or refund.amount_fen != notice.amount_fen:
+        return "conflict"
+    _succeed(uow, order, refund, provider_refund_id=notice.provider_txn_id, at=notice.paid_at or utcnow())
+    return "applied"
+
+
+async def request_invoice(
+    uow: UnitOfWork,
+    *,
+    order_no: str,
+    title_kind: str,
+    title: str,
+    tax_no: str | None,
+    email: str,
+    requested_by: str,
+) -> InvoiceRequest:
+    order = await get_order(uow.session, order_no)
+    if order.status not in (OrderStatus.SUCCEEDED.value,):
+        raise _problem(409, "order_not_invoiceable", f"Order {order_no} is {order.status}.")
+    existing = (
+        await uow.session.execute(select(InvoiceRequest).where(InvoiceRequest.order_no == order_no))
+    ).scalar_one_or_none()
+    if existing is not None:
+        raise _problem(409, "invoice_already_requested", f"An invoice for {order_no} was already requested.")
+    row = InvoiceRequest(
+        order_no=order_no,
+        account_no=order.account_no,
+        amount_fen=order.amount_fen - order.refunded_fen,
+        title_kind=title_kind,
+        title=title,
+        tax_no=tax_no,
+        email=email,
+        status="requested",
+        requested_by=requested_by,
+    )
+    uow.session.add(row)
+    await uow.session.flush()
+    return row
