@@ -192,3 +192,129 @@ class InvoiceRequest(TimestampMixin, Base):
     email: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20), default="requested")
     requested_by: Mapped[str] = mapped_column(String(200))
+
+
+# ---- reconciliation
+from sqlalchemy import ForeignKey, LargeBinary, text  # noqa: E402 - this section's own imports
+
+
+class BillingSettlement(TimestampMixin, Base):
+    """What billing reported settling (``billing.settlement.recorded``): one row per recorded event, so a
+    payment billing settled twice has two rows; ``reversed_at`` once ``billing.settlement.reversed`` came."""
+
+    __tablename__ = "billing_settlements"
+    __table_args__ = (
+        CheckConstraint("amount_fen >= 0", name="amount_not_negative"),
+        Index("ix_billing_settlements_payment", "payment_id"),
+        Index("ix_billing_settlements_paid_at", "paid_at"),
+    )
+
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    payment_id: Mapped[str] = mapped_column(String(32))  # our order number
+    account_no: Mapped[str] = mapped_column(String(20))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    paid_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reapplied_fen: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class StatementImport(TimestampMixin, Base):
+    """A provider's daily statement file as received (kept: the evidence behind a run). The same bytes for
+    the same provider and day are one import."""
+
+    __tablename__ = "statement_imports"
+    __table_args__ = (UniqueConstraint("provider", "day", "sha256", name="uq_statement_imports_file"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    provider: Mapped[str] = mapped_column(String(40))
+    day: Mapped[date] = mapped_column(Date)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    line_count: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    imported_by: Mapped[str] = mapped_column(String(200))
+
+
+class ReconciliationRun(TimestampMixin, Base):
+    """One reconciliation of a provider's day from one import: counts, the day's totals (the statement's
+    beside what was recorded here) and what it hands to the next day (``carry``). A later file for the same
+    provider and day supersedes it (one ``current`` run per provider and day)."""
+
+    __tablename__ = "reconciliation_runs"
+    __table_args__ = (
+        CheckConstraint("status IN ('current', 'superseded')", name="status"),
+        UniqueConstraint("import_id", name="uq_reconciliation_runs_import"),
+        Index(
+            "uq_reconciliation_runs_current",
+            "provider",
+            "day",
+            unique=True,
+            postgresql_where=text("status = 'current'"),
+        ),
+        Index("ix_reconciliation_runs_day", "day", "provider"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    import_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("statement_imports.id"))
+    provider: Mapped[str] = mapped_column(String(40))
+    day: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(20), default="current")
+    superseded_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    carried_from: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    cutover_seconds: Mapped[int] = mapped_column(Integer)
+    lines_count: Mapped[int] = mapped_column(Integer)
+    matched_count: Mapped[int] = mapped_column(Integer)
+    cases_count: Mapped[int] = mapped_column(Integer)
+    statement_payments_count: Mapped[int] = mapped_column(Integer)
+    statement_payments_fen: Mapped[int] = mapped_column(BigInteger)
+    statement_refunds_count: Mapped[int] = mapped_column(Integer)
+    statement_refunds_fen: Mapped[int] = mapped_column(BigInteger)
+    statement_fees_fen: Mapped[int] = mapped_column(BigInteger)
+    recorded_payments_count: Mapped[int] = mapped_column(Integer)
+    recorded_payments_fen: Mapped[int] = mapped_column(BigInteger)
+    recorded_refunds_count: Mapped[int] = mapped_column(Integer)
+    recorded_refunds_fen: Mapped[int] = mapped_column(BigInteger)
+    carry: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    run_by: Mapped[str] = mapped_column(String(200))
+
+
+class ReconciliationCase(TimestampMixin, Base):
+    """One mismatch of a run (``payment.domain.reconciliation.Case``) and its resolution."""
+
+    __tablename__ = "reconciliation_cases"
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('missing_here', 'missing_at_provider', 'amount_differs', 'settled_twice', "
+            "'not_settled', 'status_differs')",
+            name="kind",
+        ),
+        CheckConstraint("against IN ('provider', 'billing')", name="against"),
+        CheckConstraint("subject IN ('payment', 'refund')", name="subject"),
+        CheckConstraint("status IN ('open', 'resolved', 'dismissed')", name="status"),
+        CheckConstraint("(status = 'open') = (resolved_at IS NULL)", name="resolved_at"),
+        Index("ix_reconciliation_cases_run", "run_id"),
+        Index("ix_reconciliation_cases_status", "status", "id"),
+        Index("ix_reconciliation_cases_order", "order_no"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    run_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), ForeignKey("reconciliation_runs.id"))
+    provider: Mapped[str] = mapped_column(String(40))
+    day: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(30))
+    against: Mapped[str] = mapped_column(String(10))
+    subject: Mapped[str] = mapped_column(String(10))
+    order_no: Mapped[str | None] = mapped_column(String(64))
+    provider_txn_id: Mapped[str | None] = mapped_column(String(64))
+    refund_no: Mapped[str | None] = mapped_column(String(64))
+    expected_fen: Mapped[int | None] = mapped_column(BigInteger)
+    actual_fen: Mapped[int | None] = mapped_column(BigInteger)
+    raw_line_no: Mapped[int | None] = mapped_column(Integer)
+    detail_zh: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="open")
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, default=1)

@@ -4,6 +4,7 @@ payment api | relay | consumer | scheduler   the long-running processes
 payment migrate                    Alembic upgrade to head (a Helm pre-upgrade Job)
 payment events-schemas             write the JSON Schemas of the emitted events
 payment settings                   print the effective settings, secrets hidden
+payment reconcile --provider P --day D FILE   import a statement file and reconcile the day
 """
 
 from __future__ import annotations
@@ -105,6 +106,49 @@ def events_schemas(folder: Path = SERVICE_DIR / "events") -> None:
 def show_settings() -> None:
     """Print the effective settings with secrets hidden."""
     typer.echo(json.dumps(Settings().model_dump(mode="json"), indent=2, ensure_ascii=False))
+
+
+@app.command()
+def reconcile(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the provider's statement file")],
+    provider: Annotated[str, typer.Option(help="wechat, alipay or bank:<code>")],
+    day: Annotated[str, typer.Option(help="the statement's business day, YYYY-MM-DD (Asia/Shanghai)")],
+    by: Annotated[str, typer.Option(help="who imports it (the audit trail)")] = "cli",
+) -> None:
+    """Import a provider's daily statement file (对账单) and reconcile the day; print the run as JSON.
+    Exit 1 when the file is refused (every error printed), 0 otherwise (cases or not)."""
+    import asyncio
+    from datetime import date
+
+    from payment.api.reconciliation import run_read
+    from payment.service_layer import reconciliation as rec
+    from utilis_shared.db import UnitOfWork, create_session_factory, engine_scope
+    from utilis_shared.errors import Problem
+
+    try:
+        business_day = date.fromisoformat(day)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not a date YYYY-MM-DD: {day!r}", param_hint="--day") from exc
+    settings = get_settings()
+    data = file.read_bytes()
+
+    async def run() -> dict:
+        async with engine_scope(settings) as engine:
+            uow = UnitOfWork(create_session_factory(engine), settings)
+            async with uow:
+                result = await rec.import_statement(uow, provider, business_day, data, f"cli:{by}")
+                run, imported = await rec.get_run(uow.session, result.run.id)
+                counts = await rec.case_counts(uow.session, run.id)
+                body = run_read(run, imported, counts, replayed=not result.created)
+                await uow.commit()
+                return body
+
+    try:
+        body = asyncio.run(run())
+    except Problem as exc:
+        typer.echo(json.dumps(exc.to_dict(), indent=2, ensure_ascii=False), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
 
 
 def main() -> None:

@@ -1,1 +1,575 @@
-"""Reconciliation use cases (placeholder: being built)."""
+"""Reconciliation (对账) use cases: import a provider's daily statement file and reconcile it, persisted; the
+case workflow. The rules are :mod:`payment.domain.reconciliation` (pure); this module gathers the facts,
+calls them and stores the outcome. Use cases stage rows; the caller commits (the unit of work).
+
+* **Import.** ``import_statement(uow, provider, day, data, imported_by)``: the file is parsed first
+  (:func:`payment.domain.statements.parse_statement`); a file with any error is refused with every error
+  listed (422 ``statement_rejected``) and nothing is stored. Only a day that is over (Asia/Shanghai) can be
+  reconciled. Imports of one provider and day are serialised (a transaction advisory lock).
+* **Idempotent by content.** The same bytes for the same provider and day are one import: importing them
+  again returns the run they produced and stores nothing (``created`` false). If a later, different file
+  has superseded that run, importing the old bytes again is 409 ``statement_superseded``.
+* **Supersede, keep history.** A different file for a provider and day that already has a run makes a new
+  run; the earlier one becomes ``superseded`` (``superseded_by``) and its still-open cases are dismissed
+  with a note naming the new run (cases already resolved keep their resolution). One ``current`` run per
+  provider and day (a partial unique index).
+* **Facts gathered** for provider *p* and day *D* (window = *D* widened by the cut-over on both sides):
+  the orders of *p* that succeeded (succeeded or refunded) with ``paid_at`` — the provider's own success
+  time — in the window; every order of *p* the statement names by order number or transaction id, whatever
+  its status; every order of *p* billing settled with a ``paid_at`` in the window. Settlements: the
+  projection rows (:mod:`payment.service_layer.settlements`) of all those orders and of every order number
+  the statement names (so a settlement of an order unknown here shows when the statement names it; one
+  neither here nor on the statement belongs to no provider's run and is not reported). Refunds: none yet
+  (refund records are not built in this slice; a refund line on a statement is ``missing_here``).
+* **Cut-over carry.** The run stores :attr:`Reconciliation.carry` (pending cut-over payments and refunds,
+  those matched ahead) in ``carry``; the next day's run of the same provider reads the previous day's
+  *current* run and passes it as ``carried`` (``carried_from`` names it). So reconcile days in order: a
+  day reconciled before its previous day has nothing carried (``carried_from`` null), and re-importing a
+  day does not re-run the days after it.
+* **Cases** are stored one row per :class:`~payment.domain.reconciliation.Case`, ``open``; a person resolves
+  (``resolved``) or dismisses (``dismissed``) one with a note (``resolve_case``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import String, and_, any_, bindparam, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payment.adapters.orm import (
+    BillingSettlement,
+    PaymentOrder,
+    ReconciliationCase,
+    ReconciliationRun,
+    StatementImport,
+)
+from payment.domain.reconciliation import (
+    DEFAULT_CUTOVER,
+    CarryOver,
+    PaymentFact,
+    Reconciliation,
+    ReconciliationInputError,
+    RefundFact,
+    SettlementFact,
+    day_bounds,
+    reconcile,
+)
+from payment.domain.statements import StatementLine, is_statement_provider, parse_statement
+from utilis_shared.db import UnitOfWork
+from utilis_shared.errors import Conflict, NotFound, UnprocessableEntity
+from utilis_shared.ids import new_id
+from utilis_shared.timeutil import business_date_of, utcnow
+
+SUCCEEDED_STATUSES = ("succeeded", "refunded")
+RESOLUTIONS = ("resolved", "dismissed")
+MAX_LIMIT = 200
+
+
+# --------------------------------------------------------------------------------------------- errors
+class UnknownStatementProvider(UnprocessableEntity):
+    code = "unknown_provider"
+
+
+class DayNotOver(UnprocessableEntity):
+    code = "day_not_over"
+
+
+class StatementRejectedProblem(UnprocessableEntity):
+    code = "statement_rejected"
+
+
+class StatementSuperseded(Conflict):
+    code = "statement_superseded"
+
+
+class ReconciliationInputsInconsistent(UnprocessableEntity):
+    code = "reconciliation_inputs_inconsistent"
+
+
+class RunNotFound(NotFound):
+    code = "reconciliation_not_found"
+
+
+class CaseNotFound(NotFound):
+    code = "reconciliation_case_not_found"
+
+
+class CaseNotOpen(Conflict):
+    code = "case_not_open"
+
+
+class InvalidCursor(UnprocessableEntity):
+    code = "invalid_cursor"
+
+
+# ---------------------------------------------------------------------------------------------- import
+@dataclass(frozen=True)
+class ImportResult:
+    run: ReconciliationRun
+    created: bool  # false: these bytes were imported before; the run they produced, nothing new stored
+
+
+def _any(values: Sequence[str]):
+    """``= ANY(:array)``: one bind parameter however many values (asyncpg caps parameters at 32767)."""
+    return any_(bindparam(None, list(values), type_=ARRAY(String())))
+
+
+def _fact(order: PaymentOrder) -> PaymentFact:
+    return PaymentFact(
+        order_no=order.order_no,
+        provider_txn_id=order.provider_txn_id,
+        amount_fen=order.amount_fen,
+        status=order.status,
+        channel=order.channel,
+        # paid_at is the provider's success time from its notice or query; a succeeded order without one
+        # (never expected) falls back to when the row last changed.
+        succeeded_at=order.paid_at or (order.updated_at if order.status in SUCCEEDED_STATUSES else None),
+    )
+
+
+@dataclass(frozen=True)
+class Facts:
+    payments: tuple[PaymentFact, ...]
+    settlements: tuple[SettlementFact, ...]
+    refunds: tuple[RefundFact, ...] = ()
+
+
+async def gather_facts(
+    session: AsyncSession,
+    *,
+    provider: str,
+    day: date,
+    lines: Sequence[StatementLine],
+    cutover: timedelta = DEFAULT_CUTOVER,
+) -> Facts:
+    """The payments, settlements (and refunds) the day's reconciliation needs (see the module docstring)."""
+    start, end = day_bounds(day)
+    lo, hi = start - cutover, end + cutover
+    named_orders = sorted({x.order_no for x in lines})
+    named_txns = sorted({x.provider_txn_id for x in lines})
+    settled_in_window = (
+        (
+            await session.execute(
+                select(BillingSettlement.payment_id)
+                .join(PaymentOrder, PaymentOrder.order_no == BillingSettlement.payment_id)
+                .where(
+                    PaymentOrder.provider == provider,
+                    BillingSettlement.paid_at >= lo,
+                    BillingSettlement.paid_at < hi,
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    wanted = sorted(set(named_orders) | set(settled_in_window))
+    orders = (
+        (
+            await session.execute(
+                select(PaymentOrder)
+                .where(
+                    PaymentOrder.provider == provider,
+                    or_(
+                        and_(
+                            PaymentOrder.status.in_(SUCCEEDED_STATUSES),
+                            PaymentOrder.paid_at >= lo,
+                            PaymentOrder.paid_at < hi,
+                        ),
+                        PaymentOrder.order_no == _any(wanted),
+                        PaymentOrder.provider_txn_id == _any(named_txns),
+                    ),
+                )
+                .order_by(PaymentOrder.order_no)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    payments = tuple(_fact(o) for o in orders)
+    settled_ids = sorted({p.order_no for p in payments} | set(named_orders))
+    rows = (
+        (
+            await session.execute(
+                select(BillingSettlement)
+                .where(BillingSettlement.payment_id == _any(settled_ids))
+                .order_by(BillingSettlement.payment_id, BillingSettlement.event_time)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    settlements = tuple(SettlementFact(r.payment_id, r.amount_fen) for r in rows)
+    return Facts(payments=payments, settlements=settlements)
+
+
+# ------------------------------------------------------------------------------------------ carry-over
+def _carry_json(rec: Reconciliation) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "payments": [
+            {
+                "order_no": p.order_no,
+                "provider_txn_id": p.provider_txn_id,
+                "amount_fen": p.amount_fen,
+                "status": p.status.value,
+                "channel": p.channel,
+                "succeeded_at": iso(p.succeeded_at),
+            }
+            for p in rec.pending_cutover
+        ],
+        "refunds": [
+            {
+                "refund_no": r.refund_no,
+                "order_no": r.order_no,
+                "amount_fen": r.amount_fen,
+                "refunded_at": iso(r.refunded_at),
+                "status": r.status.value,
+            }
+            for r in rec.pending_cutover_refunds
+        ],
+        "matched_ahead": sorted(rec.matched_ahead),
+        "matched_ahead_refunds": sorted(rec.matched_ahead_refunds),
+    }
+
+
+def _carry_from_json(day: date, data: dict[str, Any]) -> CarryOver:
+    def at(value: str | None) -> datetime | None:
+        return datetime.fromisoformat(value) if value else None
+
+    return CarryOver(
+        day=day,
+        payments=tuple(
+            PaymentFact(**{**p, "succeeded_at": at(p.get("succeeded_at"))}) for p in data.get("payments", ())
+        ),
+        refunds=tuple(
+            RefundFact(**{**r, "refunded_at": at(r.get("refunded_at"))}) for r in data.get("refunds", ())
+        ),
+        matched_ahead=frozenset(data.get("matched_ahead", ())),
+        matched_ahead_refunds=frozenset(data.get("matched_ahead_refunds", ())),
+    )
+
+
+async def current_run(session: AsyncSession, provider: str, day: date) -> ReconciliationRun | None:
+    return (
+        await session.execute(
+            select(ReconciliationRun).where(
+                ReconciliationRun.provider == provider,
+                ReconciliationRun.day == day,
+                ReconciliationRun.status == "current",
+            )
+        )
+    ).scalar_one_or_none()
+
+
+# ---------------------------------------------------------------------------------------------- the use
+def check_request(provider: str, day: date, now: datetime) -> None:
+    if not is_statement_provider(provider):
+        raise UnknownStatementProvider(
+            f"No statement format for provider {provider!r} (wechat, alipay, bank:<code>).",
+            provider=provider,
+        )
+    today = business_date_of(now)
+    if day >= today:
+        raise DayNotOver(
+            f"The business day {day.isoformat()} is not over (today is {today.isoformat()}, Asia/Shanghai); "
+            "a provider's statement of a day is complete only the day after.",
+        )
+
+
+async def import_statement(
+    uow: UnitOfWork,
+    provider: str,
+    day: date,
+    data: bytes,
+    imported_by: str,
+    *,
+    now: datetime | None = None,
+    cutover: timedelta = DEFAULT_CUTOVER,
+) -> ImportResult:
+    """Import ``provider``'s statement of ``day`` and reconcile it (rules in the module docstring)."""
+    now = now or utcnow()
+    check_request(provider, day, now)
+    parsed = parse_statement(provider, data)
+    if not parsed.ok:
+        raise StatementRejectedProblem(
+            f"The {provider} statement of {day.isoformat()} was refused: {len(parsed.errors)} problem(s); "
+            "nothing was stored.",
+            errors=[
+                {"field": "file", "line": e.line_no, "message": e.reason, "type": "statement_line"}
+                for e in parsed.errors
+            ],
+            error_count=len(parsed.errors),
+        )
+    lines = parsed.lines
+    session = uow.session
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
+        {"k": f"payment.reconciliation:{provider}:{day.isoformat()}"},
+    )
+    digest = hashlib.sha256(data).hexdigest()
+    earlier = (
+        await session.execute(
+            select(ReconciliationRun)
+            .join(StatementImport, StatementImport.id == ReconciliationRun.import_id)
+            .where(
+                StatementImport.provider == provider,
+                StatementImport.day == day,
+                StatementImport.sha256 == digest,
+            )
+        )
+    ).scalar_one_or_none()
+    if earlier is not None:
+        if earlier.status != "current":
+            raise StatementSuperseded(
+                f"This file was imported before (run {earlier.id}) and a later file superseded it "
+                f"(run {earlier.superseded_by}); nothing was done.",
+                run_id=str(earlier.id),
+                superseded_by=str(earlier.superseded_by),
+            )
+        return ImportResult(earlier, created=False)
+
+    facts = await gather_facts(session, provider=provider, day=day, lines=lines, cutover=cutover)
+    previous = await current_run(session, provider, day - timedelta(days=1))
+    carried = _carry_from_json(previous.day, previous.carry) if previous is not None else None
+    try:
+        rec = reconcile(
+            provider=provider,
+            day=day,
+            statement=lines,
+            payments=facts.payments,
+            settlements=facts.settlements,
+            refunds=facts.refunds,
+            carried=carried,
+            cutover=cutover,
+        )
+    except (ReconciliationInputError, ValueError) as exc:
+        raise ReconciliationInputsInconsistent(
+            f"The statement and the records here contradict each other: {exc}"
+        ) from exc
+
+    imported = StatementImport(
+        provider=provider,
+        day=day,
+        sha256=digest,
+        size_bytes=len(data),
+        line_count=len(lines),
+        content=data,
+        imported_by=imported_by,
+    )
+    session.add(imported)
+    await session.flush()
+    run_id = new_id()
+    replaced = await current_run(session, provider, day)
+    if replaced is not None:
+        replaced.status, replaced.superseded_by = "superseded", run_id
+        await session.execute(
+            update(ReconciliationCase)
+            .where(ReconciliationCase.run_id == replaced.id, ReconciliationCase.status == "open")
+            .values(
+                status="dismissed",
+                resolution_note=f"对账单重新导入，由对账批次 {run_id} 取代",
+                resolved_by="system:statement-reimport",
+                resolved_at=now,
+                version=ReconciliationCase.version + 1,
+            )
+        )
+        await session.flush()
+    st, rc = rec.totals.statement, rec.totals.recorded
+    run = ReconciliationRun(
+        id=run_id,
+        import_id=imported.id,
+        provider=provider,
+        day=day,
+        status="current",
+        carried_from=previous.id if previous is not None else None,
+        cutover_seconds=int(cutover.total_seconds()),
+        lines_count=len(lines),
+        matched_count=len(rec.matches),
+        cases_count=len(rec.cases),
+        statement_payments_count=st.payments_count,
+        statement_payments_fen=st.payments_fen,
+        statement_refunds_count=st.refunds_count,
+        statement_refunds_fen=st.refunds_fen,
+        statement_fees_fen=st.fees_fen,
+        recorded_payments_count=rc.payments_count,
+        recorded_payments_fen=rc.payments_fen,
+        recorded_refunds_count=rc.refunds_count,
+        recorded_refunds_fen=rc.refunds_fen,
+        carry=_carry_json(rec),
+        run_by=imported_by,
+    )
+    session.add(run)
+    await session.flush()
+    session.add_all(
+        ReconciliationCase(
+            run_id=run_id,
+            provider=provider,
+            day=day,
+            kind=c.kind.value,
+            against=c.against.value,
+            subject=c.subject.value,
+            order_no=c.order_no,
+            provider_txn_id=c.provider_txn_id,
+            refund_no=c.refund_no,
+            expected_fen=c.expected_fen,
+            actual_fen=c.actual_fen,
+            raw_line_no=c.raw_line_no,
+            detail_zh=c.detail_zh,
+            status="open",
+            version=1,
+        )
+        for c in rec.cases
+    )
+    await session.flush()
+    return ImportResult(run, created=True)
+
+
+# ----------------------------------------------------------------------------------------------- cases
+async def resolve_case(
+    uow: UnitOfWork,
+    case_id: uuid.UUID,
+    resolution: str,
+    note: str,
+    by: str,
+    *,
+    now: datetime | None = None,
+) -> ReconciliationCase:
+    """Close an open case as ``resolved`` (the mismatch was explained and fixed) or ``dismissed`` (not a
+    real mismatch), with a note and who did it."""
+    if resolution not in RESOLUTIONS:
+        raise UnprocessableEntity(
+            f"resolution must be one of {', '.join(RESOLUTIONS)}", code="validation_failed"
+        )
+    case = (
+        await uow.session.execute(
+            select(ReconciliationCase).where(ReconciliationCase.id == case_id).with_for_update()
+        )
+    ).scalar_one_or_none()
+    if case is None:
+        raise CaseNotFound(f"No reconciliation case {case_id}.")
+    if case.status != "open":
+        raise CaseNotOpen(
+            f"Case {case_id} is already {case.status} (by {case.resolved_by}).", case_status=case.status
+        )
+    case.status = resolution
+    case.resolution_note = note
+    case.resolved_by = by
+    case.resolved_at = now or utcnow()
+    case.version += 1
+    await uow.session.flush()
+    return case
+
+
+# --------------------------------------------------------------------------------------------- queries
+def encode_cursor(row_id: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(row_id.bytes).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> uuid.UUID:
+    try:
+        raw = base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode())
+        return uuid.UUID(bytes=raw)
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor("The cursor is not one this API returned.") from exc
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    next_cursor: str | None
+
+
+async def list_runs(
+    session: AsyncSession, *, provider: str | None, day: date | None, limit: int, cursor: str | None
+) -> Page:
+    """Runs newest first (superseded ones too: the history)."""
+    stmt = select(ReconciliationRun)
+    if provider is not None:
+        stmt = stmt.where(ReconciliationRun.provider == provider)
+    if day is not None:
+        stmt = stmt.where(ReconciliationRun.day == day)
+    if cursor is not None:
+        stmt = stmt.where(ReconciliationRun.id < decode_cursor(cursor))
+    rows = (
+        (await session.execute(stmt.order_by(ReconciliationRun.id.desc()).limit(limit + 1))).scalars().all()
+    )
+    return Page(list(rows[:limit]), encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+async def get_run(session: AsyncSession, run_id: uuid.UUID) -> tuple[ReconciliationRun, StatementImport]:
+    found = (
+        await session.execute(
+            select(ReconciliationRun, StatementImport)
+            .join(StatementImport, StatementImport.id == ReconciliationRun.import_id)
+            .where(ReconciliationRun.id == run_id)
+        )
+    ).one_or_none()
+    if found is None:
+        raise RunNotFound(f"No reconciliation run {run_id}.")
+    return found[0], found[1]
+
+
+async def case_counts(session: AsyncSession, run_id: uuid.UUID) -> dict[str, int]:
+    rows = await session.execute(
+        select(ReconciliationCase.status, func.count())
+        .where(ReconciliationCase.run_id == run_id)
+        .group_by(ReconciliationCase.status)
+    )
+    return {"open": 0, "resolved": 0, "dismissed": 0} | {status: n for status, n in rows.all()}
+
+
+async def list_cases(
+    session: AsyncSession,
+    *,
+    status: str | None,
+    provider: str | None,
+    day: date | None,
+    run_id: uuid.UUID | None,
+    kind: str | None,
+    against: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page:
+    """Cases oldest first (a work queue)."""
+    stmt = select(ReconciliationCase)
+    for column, value in (
+        (ReconciliationCase.status, status),
+        (ReconciliationCase.provider, provider),
+        (ReconciliationCase.day, day),
+        (ReconciliationCase.run_id, run_id),
+        (ReconciliationCase.kind, kind),
+        (ReconciliationCase.against, against),
+    ):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if cursor is not None:
+        stmt = stmt.where(ReconciliationCase.id > decode_cursor(cursor))
+    rows = (await session.execute(stmt.order_by(ReconciliationCase.id).limit(limit + 1))).scalars().all()
+    return Page(list(rows[:limit]), encode_cursor(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+async def get_case(session: AsyncSession, case_id: uuid.UUID) -> ReconciliationCase:
+    case = await session.get(ReconciliationCase, case_id)
+    if case is None:
+        raise CaseNotFound(f"No reconciliation case {case_id}.")
+    return case
+
+
+async def daily_totals(session: AsyncSession, day: date) -> list[ReconciliationRun]:
+    """The day's current runs, one per channel (provider), sorted by channel."""
+    rows = await session.execute(
+        select(ReconciliationRun)
+        .where(ReconciliationRun.day == day, ReconciliationRun.status == "current")
+        .order_by(ReconciliationRun.provider)
+    )
+    return list(rows.scalars().all())
