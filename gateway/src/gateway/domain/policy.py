@@ -157,6 +157,8 @@ TELEMETRY_READERS = staff(Role.AGENT, Role.TECHNICIAN, Role.BILLING_CLERK) | RES
 RUN_READERS = staff(Role.BILLING_CLERK, Role.ANALYST)
 # The payment service's families (services/payment/src/payment/api/deps.py).
 PAYERS = staff(Role.AGENT, Role.BILLING_CLERK) | RESIDENTS | partners("payments:write")
+RECONCILERS = staff(Role.BILLING_CLERK, Role.BILLING_SUPERVISOR)
+RECON_READERS = staff(Role.BILLING_CLERK, Role.BILLING_SUPERVISOR, Role.ANALYST)
 PAYMENT_READERS = staff(Role.AGENT, Role.BILLING_CLERK, Role.ANALYST) | RESIDENTS | partners("payments:read")
 SITE_CONFIG = staff(Role.TECHNICIAN, Role.BILLING_CLERK)
 QUOTE = TARIFF_READERS | RESIDENTS

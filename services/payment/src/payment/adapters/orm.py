@@ -12,12 +12,15 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     DateTime,
+    ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -195,7 +198,6 @@ class InvoiceRequest(TimestampMixin, Base):
 
 
 # ---- reconciliation
-from sqlalchemy import ForeignKey, LargeBinary, text  # noqa: E402 - this section's own imports
 
 
 class BillingSettlement(TimestampMixin, Base):

@@ -264,7 +264,9 @@ class ProviderSimulator:
             for code, b in k.banks.items()
         }
         self.orders: dict[tuple[str, str], SimOrder] = {}
-        self._seq = 0
+        # Transaction ids must not repeat across simulator instances (a test run, a benchmark, the next run
+        # against the same stack): the sequence starts from the clock, not from zero.
+        self._seq = time.time_ns() // 1_000 % 10**10
 
     @classmethod
     def from_keys(cls, keys_json: str, **kwargs: Any) -> ProviderSimulator:
@@ -278,7 +280,7 @@ class ProviderSimulator:
         return require_aware(now or self.clock())
 
     def _next(self) -> int:
-        self._seq += 1
+        self._seq = (self._seq + 1) % 10**10
         return self._seq
 
     # ---------------------------------------------------------------------------------- adapters
