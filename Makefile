@@ -7,7 +7,7 @@ DEMO_ACCOUNTS ?= 10000
 PYTEST_ARGS   ?=
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install infra up down status test test-unit lint format bench bench-import bench-view bench-gateway bench-billing reset events-schemas
+.PHONY: help install infra up down status test test-unit lint format bench bench-import bench-view bench-gateway bench-billing bench-payment reset events-schemas
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -50,7 +50,7 @@ format: ## apply ruff formatting and safe fixes
 	$(UV) run ruff format .
 	$(UV) run ruff check --fix .
 
-bench: bench-import bench-view bench-gateway bench-billing ## every benchmark (prints figures, asserts nothing)
+bench: bench-import bench-view bench-gateway bench-billing bench-payment ## every benchmark (prints figures, asserts nothing)
 
 bench-import: infra ## import throughput for 100,000 generated archive rows
 	$(UV) run python scripts/bench_import.py --rows 100000
@@ -64,9 +64,14 @@ bench-gateway: infra ## the same service call direct and through the gateway: re
 bench-billing: infra ## billing-run bills/s at 10k and 100k accounts; cached bill lookups next to /livez
 	$(UV) run python scripts/bench_billing.py --sizes 10000,100000
 
+bench-payment: infra ## payments end to end on the running stack: created + called back + settled per second
+	$(UV) run python scripts/stack.py up --demo-accounts 0
+	$(UV) run python scripts/bench_payment.py --payments 2000
+
 events-schemas: ## regenerate the JSON Schemas of every service's events
 	$(UV) run customer events-schemas
 	$(UV) run metering-and-billing events-schemas
+	$(UV) run payment events-schemas
 
 reset: down ## stop everything and delete local data (keeps downloaded jars)
 	bash scripts/infra.sh reset

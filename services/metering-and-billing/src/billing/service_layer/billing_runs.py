@@ -49,7 +49,7 @@ from billing.service_layer import tariffs
 from billing.service_layer.errors import TariffPlanNotFound, conflict, invalid_field
 from billing.service_layer.receivables import policy_document, policy_of, to_domain
 from billing.settings import Settings
-from utilis_shared.db import OUTBOX_CHANNEL, UnitOfWork
+from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import NotFound
 from utilis_shared.events import OUTBOX_RECORD_COLUMNS
 from utilis_shared.timeutil import utcnow
@@ -443,6 +443,8 @@ async def _chunk(uow: UnitOfWork, run: BillingRun, plan: _Plan, limit: int) -> C
         }
         outbox.append(catalog.outbox_record(BalanceChanged, no, balance, topic, stamp))
     await _insert(session, bills, receivables, postings, balances, outbox)
+    if outbox:
+        uow.outbox_written()  # the relay is woken after the chunk commits
     return ChunkResult(
         accounts=len(accounts),
         issued=len(bills),
@@ -556,7 +558,6 @@ async def _insert(session: AsyncSession, bills, receivables, postings, balances,
         await pg.copy_records_to_table("postings", records=postings, columns=_POSTING_COLUMNS)
     if outbox:
         await pg.copy_records_to_table("outbox_messages", records=outbox, columns=OUTBOX_RECORD_COLUMNS)
-        await session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
     if balances:
         await session.execute(
             text(
