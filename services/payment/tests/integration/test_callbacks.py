@@ -144,6 +144,20 @@ async def test_a_payment_after_the_order_closed_opens_a_refund_case(
     assert cases == 1 and await status_of(session_factory, n) == "closed"
 
 
+async def test_a_signed_notice_for_an_unknown_order_is_refused_in_the_providers_format(
+    client, session_factory, simulator
+) -> None:
+    cb = simulator.callback("wechat", "P202611239999999999", 500)
+    r = await client.post(cb.path, content=cb.body, headers=cb.headers)
+    assert r.status_code == 400 and r.json()["code"] == "FAIL"  # WeChat's own format, not a problem+json
+    async with session_factory() as s:
+        assert (
+            await s.scalar(
+                select(func.count()).select_from(PaymentOrder).where(PaymentOrder.order_no == cb.order_no)
+            )
+        ) == 0
+
+
 async def test_callbacks_of_unknown_providers_are_refused(client) -> None:
     r = await client.post("/callbacks/paypal", content=b"{}")
     assert r.status_code in (404, 422)

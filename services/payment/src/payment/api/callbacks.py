@@ -96,6 +96,14 @@ async def handle_callback(request: Request, provider: str) -> Response:
         return _answer(adapter, False, "replayed")
     uow = UnitOfWork(state.session_factory, state.settings)
     async with uow:
+        try:
+            await orders.get_order(uow.session, notice.order_no)
+        except orders.OrderNotFound:
+            # A correctly signed notice about an order we never created: never applied; the provider is
+            # told "failed" in its own format (it retries, and reconciliation shows it as missing here).
+            CALLBACKS.labels(provider, "unknown_order").inc()
+            log.warning("provider callback for an unknown order", extra={"provider": provider})
+            return _answer(adapter, False, "unknown_order")
         outcome = await orders.apply_notice(
             uow,
             orders.Notice(
