@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -101,7 +102,7 @@ class DevelopmentSender:
 
 
 # ------------------------------------------------------------------------------------------- gateways
-class _GatewaySender:
+class _GatewaySender(ABC):
     """POSTs one JSON message to the notification gateway. The client is created on first use (or given,
     e.g. in tests) and kept for the sender's life; :meth:`aclose` releases it."""
 
@@ -113,10 +114,11 @@ class _GatewaySender:
         self._client = client
         self._owns_client = client is None
 
+    @abstractmethod
     def _body(
         self, *, account_no: str, text: str, template_code: str, params: dict[str, str]
     ) -> dict[str, Any]:
-        raise NotImplementedError
+        """The gateway's JSON for one message (each channel's own shape)."""
 
     async def send(
         self,
