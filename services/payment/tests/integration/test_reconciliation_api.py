@@ -511,3 +511,52 @@ async def test_only_billing_staff_run_and_resolve_and_analysts_read(client, auth
         f"/v1/reconciliation-cases/{uuid.uuid4()}/resolution", json=resolution, headers=auth("analyst")
     )
     assert r.status_code == 403 and r.json()["code"] == "forbidden"
+
+
+async def test_refunds_recorded_here_are_matched_against_the_statements_refund_lines(
+    client, auth, session_factory, settings, simulator
+) -> None:
+    from payment.adapters.orm import Refund
+
+    day = a_day()
+    kept, refunded = await paid_rows(session_factory, "wechat", [(6_000, at(day, 9)), (8_000, at(day, 10))])
+    await settle_all(settings, session_factory, [kept, refunded])
+    async with session_factory() as s:  # a refund of 3,000 fen that the provider confirmed at 15:00
+        s.add(
+            Refund(
+                refund_no=f"R{refunded.order_no[1:]}01",
+                order_no=refunded.order_no,
+                account_no=refunded.account_no,
+                amount_fen=3_000,
+                reason="多缴",
+                status="succeeded",
+                requested_by="clerk01",
+                approved_by="boss01",
+                provider_refund_id=f"503{uuid.uuid4().int % 10**12}",
+                completed_at=at(day, 15),
+            )
+        )
+        await s.commit()
+    refund_line = StatementEntry(
+        f"503{uuid.uuid4().int % 10**12}",
+        refunded.order_no,
+        3_000,
+        at(day, 15),
+        kind="refund",
+        fee_fen=0,
+        refund_no=f"R{refunded.order_no[1:]}01",
+        order_amount_fen=8_000,
+    )
+    clerk = auth("billing_clerk")
+    with_refund = simulator.statement_csv("wechat", day, [entry(kept), entry(refunded), refund_line])
+    r = await client.post(url("wechat", day), content=with_refund, headers=clerk)
+    assert r.status_code == 201, r.text
+    assert await cases_of(client, auth, r.json()["id"]) == []  # the refund line is ours: no case
+    # The provider's file without the refund line: the refund recorded here is missing at the provider.
+    without = simulator.statement_csv("wechat", day, [entry(kept), entry(refunded)])
+    r = await client.post(url("wechat", day), content=without, headers=clerk)
+    assert r.status_code == 201, r.text
+    cases = await cases_of(client, auth, r.json()["id"])
+    assert [(c["kind"], c["subject"], c["order_no"], c["expected"]["amount_fen"]) for c in cases] == [
+        ("missing_at_provider", "refund", refunded.order_no, 3_000)
+    ]

@@ -19,8 +19,10 @@ calls them and stores the outcome. Use cases stage rows; the caller commits (the
   its status; every order of *p* billing settled with a ``paid_at`` in the window. Settlements: the
   projection rows (:mod:`payment.service_layer.settlements`) of all those orders and of every order number
   the statement names (so a settlement of an order unknown here shows when the statement names it; one
-  neither here nor on the statement belongs to no provider's run and is not reported). Refunds: none yet
-  (refund records are not built in this slice; a refund line on a statement is ``missing_here``).
+  neither here nor on the statement belongs to no provider's run and is not reported). Refunds: the
+  ``refunds`` rows of *p*'s orders that succeeded in the window (``completed_at``, the provider's time) and
+  every refund of an order the statement names (requested and submitted ones are pending, rejected ones
+  failed).
 * **Cut-over carry.** The run stores :attr:`Reconciliation.carry` (pending cut-over payments and refunds,
   those matched ahead) in ``carry``; the next day's run of the same provider reads the previous day's
   *current* run and passes it as ``carried`` (``carried_from`` names it). So reconcile days in order: a
@@ -49,6 +51,7 @@ from payment.adapters.orm import (
     PaymentOrder,
     ReconciliationCase,
     ReconciliationRun,
+    Refund,
     StatementImport,
 )
 from payment.domain.reconciliation import (
@@ -58,6 +61,7 @@ from payment.domain.reconciliation import (
     Reconciliation,
     ReconciliationInputError,
     RefundFact,
+    RefundStatus,
     SettlementFact,
     day_bounds,
     reconcile,
@@ -207,7 +211,47 @@ async def gather_facts(
         .all()
     )
     settlements = tuple(SettlementFact(r.payment_id, r.amount_fen) for r in rows)
-    return Facts(payments=payments, settlements=settlements)
+    refund_rows = (
+        (
+            await session.execute(
+                select(Refund)
+                .join(PaymentOrder, PaymentOrder.order_no == Refund.order_no)
+                .where(
+                    PaymentOrder.provider == provider,
+                    or_(
+                        and_(
+                            Refund.status == "succeeded", Refund.completed_at >= lo, Refund.completed_at < hi
+                        ),
+                        Refund.order_no == _any(named_orders),
+                    ),
+                )
+                .order_by(Refund.refund_no)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    refunds = tuple(
+        RefundFact(
+            refund_no=r.refund_no,
+            order_no=r.order_no,
+            amount_fen=r.amount_fen,
+            refunded_at=r.completed_at,
+            status=_REFUND_STATUS[r.status],
+        )
+        for r in refund_rows
+    )
+    return Facts(payments=payments, settlements=settlements, refunds=refunds)
+
+
+# A refund's state here, as reconciliation sees it: asked for but not confirmed is pending.
+_REFUND_STATUS = {
+    "requested": RefundStatus.PENDING,
+    "submitted": RefundStatus.PENDING,
+    "succeeded": RefundStatus.SUCCEEDED,
+    "rejected": RefundStatus.FAILED,
+    "failed": RefundStatus.FAILED,
+}
 
 
 # ------------------------------------------------------------------------------------------ carry-over
