@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Header, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
@@ -91,6 +92,12 @@ class CommandResult:
     status: int
     body: dict[str, Any]
     replayed: bool = False
+
+
+def respond(result: CommandResult) -> JSONResponse:
+    """The HTTP answer of a command: its stored status and body; ``Idempotent-Replayed: true`` on a replay."""
+    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
+    return JSONResponse(result.body, status_code=result.status, headers=headers)
 
 
 async def execute(

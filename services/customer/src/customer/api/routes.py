@@ -33,7 +33,7 @@ from customer.api.presenters import account_read, customer_read, dump
 from customer.service_layer import accounts, audit, customers, queries
 from customer.service_layer.errors import AccountNotFound, CustomerNotFound
 from utilis_shared.auth import Principal
-from utilis_shared.commands import CommandResult, IdempotencyKey, claim_for, execute
+from utilis_shared.commands import IdempotencyKey, claim_for, execute, respond
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import Forbidden, Problem, problem_responses
 
@@ -45,11 +45,6 @@ AccountNoPath = Annotated[
 
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 422)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
-
-
-def respond(result: CommandResult) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    return JSONResponse(result.body, status_code=result.status, headers=headers)
 
 
 # --------------------------------------------------------------------------------------------- customers

@@ -34,7 +34,7 @@ from billing.api.deps import (
 )
 from billing.service_layer import billing_runs, lookups, notes, receivables, reminders
 from billing.service_layer.errors import AccountNotFound, invalid_field
-from utilis_shared.commands import CommandResult, IdempotencyKey, claim_for, execute
+from utilis_shared.commands import IdempotencyKey, claim_for, execute, respond
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import problem_responses
 from utilis_shared.timeutil import utcnow
@@ -51,11 +51,6 @@ BillNoPath = Annotated[str, Path(pattern=r"^[0-9A-Z-]{4,40}$", examples=["2026S-
 
 def money(fen: int) -> dict[str, Any]:
     return {"amount_fen": fen, "currency": "CNY"}
-
-
-def respond(result: CommandResult) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    return JSONResponse(result.body, status_code=result.status, headers=headers)
 
 
 # ------------------------------------------------------------------------------------ billing runs

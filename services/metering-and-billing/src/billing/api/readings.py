@@ -27,7 +27,7 @@ from billing.api.deps import (
 from billing.domain.readings import SOURCE_NAMES_ZH, ReadingSource
 from billing.service_layer import readings, telemetry
 from billing.service_layer.errors import invalid_field
-from utilis_shared.commands import CommandResult, IdempotencyKey, claim_for, execute
+from utilis_shared.commands import IdempotencyKey, claim_for, execute, respond
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import Problem, problem_responses
 
@@ -40,11 +40,6 @@ Cursor = Annotated[str | None, Query(max_length=120)]
 
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 422)
 READ_ERRORS = problem_responses(400, 401, 403, 404, 422)
-
-
-def respond(result: CommandResult, status: int | None = None) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    return JSONResponse(result.body, status_code=status or result.status, headers=headers)
 
 
 def reading_read(row: MeterReadingRow, true_up: ReadingTrueUp | None = None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from billing.domain.tariffs import TariffBill, Usage
 from billing.service_layer import tariffs
 from billing.service_layer.errors import AccountNotFound, invalid_field
 from billing.service_layer.tariffs import NewVersion, validation_errors
-from utilis_shared.commands import CommandResult, IdempotencyKey, claim_for, execute
+from utilis_shared.commands import IdempotencyKey, claim_for, execute, respond
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import UnprocessableEntity, problem_responses
 
@@ -32,11 +32,6 @@ CodePath = Annotated[
 
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 422)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
-
-
-def respond(result: CommandResult) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    return JSONResponse(result.body, status_code=result.status, headers=headers)
 
 
 def plan_read(row: TariffPlanVersion) -> dict[str, Any]:

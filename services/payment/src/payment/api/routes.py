@@ -26,7 +26,7 @@ from payment.api.deps import (
 )
 from payment.domain.orders import Purpose
 from payment.service_layer import orders, refunds
-from utilis_shared.commands import CommandResult, IdempotencyKey, claim_for, execute
+from utilis_shared.commands import IdempotencyKey, claim_for, execute, respond
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import problem_responses
 from utilis_shared.timeutil import utcnow
@@ -94,11 +94,6 @@ def order_read(order: PaymentOrder, pay_request: dict[str, Any] | None = None) -
         "paid_at": order.paid_at.isoformat() if order.paid_at else None,
         "pay_request": pay_request,
     }
-
-
-def respond(result: CommandResult) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-    return JSONResponse(result.body, status_code=result.status, headers=headers)
 
 
 @router.post(
