@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from utilis_shared.metrics import DEPENDENCY_UP
+
 Check = Callable[[], Awaitable[None]]
 
 
@@ -89,6 +91,8 @@ async def run_checks(checks: list[HealthCheck]) -> tuple[bool, dict[str, dict[st
         return hc.name, result
 
     results = dict(await asyncio.gather(*(one(hc) for hc in checks)))
+    for name, result in results.items():
+        DEPENDENCY_UP.labels(name).set(1 if result["status"] == "ok" else 0)
     ready = all(r["status"] == "ok" for r in results.values() if r["critical"])
     return ready, results
 

@@ -48,6 +48,14 @@ CONSUMER_LAG = Gauge(
     "utilis_consumer_lag_events", "Consumer lag per partition", ["service", "topic", "partition"]
 )
 
+# Set by every readiness check (``/readyz``: Kubernetes probes it every few seconds), so Prometheus sees a
+# dependency that a process cannot reach even while the pod stays in service (a non-critical check).
+DEPENDENCY_UP = Gauge(
+    "utilis_dependency_up",
+    "1 if the last readiness check of a dependency (database, redis, cache, broker) passed, else 0",
+    ["dependency"],
+)
+
 
 def route_template(scope: Scope) -> str:
     """The matched route's path template (``/v1/accounts/{account_no}``), never the raw path.
