@@ -17,6 +17,7 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,9 +31,18 @@ STAFF_CONSOLE = "staff-console"
 SMS_OTP = "urn:utilis:params:oauth:grant-type:sms-otp"
 
 
+TESTS_DIR = Path(__file__).resolve().parent
+# Offline checks of the deployment artefacts: no stack needed, not integration tests.
+OFFLINE_DIRS = (TESTS_DIR / "deploy",)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # This hook sees every collected item of the session (the services' and shared/'s too): mark only
+    # the ones under tests/ that need the running stack.
     for item in items:
-        item.add_marker(pytest.mark.integration)
+        path = Path(item.path).resolve()
+        if TESTS_DIR in path.parents and not any(d in path.parents for d in OFFLINE_DIRS):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
