@@ -191,8 +191,8 @@ _ENDPOINT = {
         "port": {"type": "string"},
         "targetPort": {"type": ["string", "integer"]},
         "path": {"type": "string", "pattern": "^/"},
-        "interval": {"type": "string", "pattern": r"^[0-9]+(ms|s|m|h)$"},
-        "scrapeTimeout": {"type": "string", "pattern": r"^[0-9]+(ms|s|m|h)$"},
+        "interval": {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h))+$"},
+        "scrapeTimeout": {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h))+$"},
         "scheme": {"enum": ["http", "https", "HTTP", "HTTPS"]},
     },
 }
@@ -707,11 +707,11 @@ def _stages(instructions: list[Instruction]) -> list[list[Instruction]]:
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|cc|make|build-essential|clang|rustc|cargo|git|curl|wget)\b")
 
 
-def dockerfile_problems() -> list[str]:
-    """The Dockerfile's structure (no Docker engine here to build it), the context, the entry point, and
-    every platform service's console script and process kinds."""
+def dockerfile_problems(text: str | None = None, *, scripts: bool = True) -> list[str]:
+    """The Dockerfile's structure (no Docker engine here to build it; ``text``: another Dockerfile's), the
+    build context, the entry point, and (``scripts``) every platform service's console script."""
     problems: list[str] = []
-    instructions = dockerfile_instructions(DOCKERFILE.read_text(encoding="utf-8"))
+    instructions = dockerfile_instructions(DOCKERFILE.read_text(encoding="utf-8") if text is None else text)
     args = {
         i.args.split("=", 1)[0]: i.args.split("=", 1)[1] if "=" in i.args else ""
         for i in instructions
@@ -736,8 +736,13 @@ def dockerfile_problems() -> list[str]:
     if not any(i.keyword == "ARG" and i.args.split("=")[0] == "SERVICE" for i in build):
         problems.append("Dockerfile: the build stage takes no SERVICE build argument")
     syncs = [i for i in build if i.keyword == "RUN" and "uv sync" in i.args]
-    if not any(all(flag in i.args for flag in ("--frozen", "--no-dev", "--package")) for i in syncs):
-        problems.append("Dockerfile: no `uv sync --frozen --no-dev --package ...` in the build stage")
+    for sync in syncs:
+        if "--frozen" not in sync.args or "--no-dev" not in sync.args:
+            problems.append(
+                f"Dockerfile:{sync.line}: `uv sync` without --frozen --no-dev (the lock, as it is)"
+            )
+    if not any("--package" in i.args and "--no-install-workspace" not in i.args for i in syncs):
+        problems.append("Dockerfile: no `uv sync --frozen --no-dev --package ...` installing the service")
     copies = [i for i in runtime if i.keyword == "COPY"]
     if not any("--from=build" in i.args for i in copies):
         problems.append("Dockerfile: the runtime stage copies nothing from the build stage")
@@ -772,7 +777,8 @@ def dockerfile_problems() -> list[str]:
             problems.append(f".dockerignore: {needed} is not excluded from the build context")
     if ENTRYPOINT.exists() and not ENTRYPOINT.stat().st_mode & 0o111:
         problems.append("docker/entrypoint.sh is not executable")
-    problems.extend(console_script_problems())
+    if scripts:
+        problems.extend(console_script_problems())
     return problems
 
 
