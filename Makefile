@@ -7,7 +7,8 @@ DEMO_ACCOUNTS ?= 10000
 PYTEST_ARGS   ?=
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install infra up down status test test-unit lint format bench bench-import bench-view bench-gateway bench-billing bench-payment reset events-schemas
+.PHONY: help install infra up down status test test-unit lint format bench bench-import bench-view bench-gateway bench-billing bench-payment reset events-schemas \
+        helm-lint helm-template check-deploy deploy-manifests
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -72,6 +73,18 @@ events-schemas: ## regenerate the JSON Schemas of every service's events
 	$(UV) run customer events-schemas
 	$(UV) run metering-and-billing events-schemas
 	$(UV) run payment events-schemas
+
+helm-lint: ## helm lint --strict of helm/utilis with its default, dev and prod values (offline)
+	$(UV) run python scripts/deploy_check.py lint
+
+helm-template: ## render helm/utilis with each values file into .local/helm/<values>.yaml (offline)
+	$(UV) run python scripts/deploy_check.py render --out .local/helm
+
+deploy-manifests: ## regenerate deploy/k8s (kustomize base + dev/prod overlays) from the chart
+	$(UV) run python scripts/deploy_check.py render-k8s
+
+check-deploy: ## chart lint + render + schema validation, deploy/k8s in step, Dockerfile checks (offline)
+	$(UV) run python scripts/deploy_check.py all
 
 reset: down ## stop everything and delete local data (keeps downloaded jars)
 	bash scripts/infra.sh reset

@@ -68,7 +68,7 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 OVERLAY_NAMESPACES = {"dev": "utilis-dev", "prod": "utilis"}
 GENERATED_NOTE = (
-    "# Generated from helm/utilis by `make k8s-manifests` (scripts/deploy_check.py). Do not edit.\n"
+    "# Generated from helm/utilis by `make deploy-manifests` (scripts/deploy_check.py). Do not edit.\n"
 )
 
 
@@ -568,7 +568,7 @@ def check_k8s() -> list[str]:
             )
             problems.append(f"deploy/k8s/{path}: out of step with the chart\n{shown}")
     if problems:
-        problems.append("regenerate with `make k8s-manifests` and commit deploy/k8s")
+        problems.append("regenerate with `make deploy-manifests` and commit deploy/k8s")
     return problems
 
 

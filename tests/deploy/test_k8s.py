@@ -31,7 +31,7 @@ def test_the_check_names_a_file_out_of_step_with_a_diff():
     diff = problems[0].splitlines()
     assert any(line.startswith("-") and line.strip("- ") == "containerPort: 8199" for line in diff)
     assert any(line.startswith("+") and line.strip("+ ") == "containerPort: 8103" for line in diff)
-    assert problems[-1] == "regenerate with `make k8s-manifests` and commit deploy/k8s"
+    assert problems[-1] == "regenerate with `make deploy-manifests` and commit deploy/k8s"
 
 
 @pytest.mark.parametrize("overlay", list(dc.OVERLAY_NAMESPACES))
