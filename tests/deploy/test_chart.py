@@ -288,3 +288,18 @@ def test_observability_values_are_defined_for_its_templates():
     assert observability["grafanaDashboards"]["labels"] == {"grafana_dashboard": "1"}
     assert observability["serviceMonitor"]["interval"] == "30s"
     assert observability["prometheusRule"]["enabled"] is True
+
+
+def test_the_cached_validator_agrees_with_kubernetes_validate(objects):
+    """deploy_check compiles kubernetes-validate's strict schemas once per kind; its verdicts are the
+    library's own (`kubernetes-validate --strict -k 1.31.0`)."""
+    import kubernetes_validate
+
+    for kind in ("Deployment", "NetworkPolicy", "Job"):
+        good = next(o for o in objects if o["kind"] == kind)
+        kubernetes_validate.validate(good, dc.KUBE_VERSION, strict=True)
+        assert dc.validate_object(good) == []
+        bad = {**good, "spec": {**good["spec"], "replicaz": 1}}
+        with pytest.raises(kubernetes_validate.ValidationError):
+            kubernetes_validate.validate(bad, dc.KUBE_VERSION, strict=True)
+        assert dc.validate_object(bad)
