@@ -14,19 +14,14 @@ def test_k8s_manifests_are_in_step_with_the_chart():
     assert dc.check_k8s() == []
 
 
-def test_the_check_names_a_file_out_of_step_with_a_diff():
+def test_the_check_names_a_file_out_of_step_with_a_diff(monkeypatch):
     files = dc.committed_k8s_files()
     files["base/payment.yaml"] = files["base/payment.yaml"].replace(
         "containerPort: 8103", "containerPort: 8199"
     )
-    want = dc.k8s_files()
-    assert want["base/payment.yaml"] != files["base/payment.yaml"]
-    original = dc.committed_k8s_files
-    try:
-        dc.committed_k8s_files = lambda: files
-        problems = dc.check_k8s()
-    finally:
-        dc.committed_k8s_files = original
+    assert dc.k8s_files()["base/payment.yaml"] != files["base/payment.yaml"]
+    monkeypatch.setattr(dc, "committed_k8s_files", lambda: files)
+    problems = dc.check_k8s()
     assert problems[0].startswith("deploy/k8s/base/payment.yaml: out of step with the chart")
     diff = problems[0].splitlines()
     assert any(line.startswith("-") and line.strip("- ") == "containerPort: 8199" for line in diff)
