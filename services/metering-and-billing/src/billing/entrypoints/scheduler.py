@@ -10,6 +10,7 @@ import logging
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from billing import metrics
 from billing.adapters.cache import LookupCache
 from billing.adapters.notifications import sender_from_settings
 from billing.service_layer import billing_runs, reminders
@@ -60,16 +61,21 @@ class Scheduler:
     async def _process(self, run_id) -> None:
         """Process a run; one that fails twice in a row is marked failed (with the error) so it does not
         block the runs behind it. A run whose processor died (a crash, a deploy) is simply resumed."""
-        for attempt in (1, 2):
-            try:
-                await billing_runs.process_run(
-                    self.session_factory, self.settings, run_id, invalidate=self.cache.invalidate
-                )
-                return
-            except Exception as exc:
-                log.exception("billing run failed", extra={"run_id": str(run_id), "attempt": attempt})
-                error = f"{type(exc).__name__}: {exc}"
-        await billing_runs.mark_failed(self.session_factory, run_id, error)
+        metrics.RUN_IN_PROGRESS.set(1)
+        metrics.RUN_LAST_PROGRESS.set_to_current_time()
+        try:
+            for attempt in (1, 2):
+                try:
+                    await billing_runs.process_run(
+                        self.session_factory, self.settings, run_id, invalidate=self.cache.invalidate
+                    )
+                    return
+                except Exception as exc:
+                    log.exception("billing run failed", extra={"run_id": str(run_id), "attempt": attempt})
+                    error = f"{type(exc).__name__}: {exc}"
+            await billing_runs.mark_failed(self.session_factory, run_id, error)
+        finally:
+            metrics.RUN_IN_PROGRESS.set(0)
 
     async def _sweep_reminders(self) -> None:
         summary = await reminders.sweep(self.session_factory, self.settings, self.sender, now=utcnow())

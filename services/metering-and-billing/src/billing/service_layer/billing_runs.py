@@ -40,6 +40,7 @@ from sqlalchemy import any_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from uuid_utils import uuid7
 
+from billing import metrics
 from billing.adapters.orm import BillingRun, TariffPlanVersion
 from billing.domain import receivables as rules
 from billing.domain.tariff_plans import TariffPlan, TieredVolumeCharge, month_day_in
@@ -609,6 +610,13 @@ async def process_run(
                 run.billed_fen += result.billed_fen
                 run.skipped = dict(Counter(run.skipped) + result.skipped)
             await uow.commit()
+        metrics.chunk_committed(
+            run.utility,
+            accounts=result.accounts,
+            issued=result.issued,
+            billed_fen=result.billed_fen,
+            completed=run.status == "completed",
+        )
         if on_chunk is not None:
             on_chunk(run)
         if invalidate is not None and result.billed_accounts:
@@ -632,6 +640,7 @@ async def mark_failed(session_factory: async_sessionmaker[AsyncSession], run_id,
         if run is not None and run.status in ("pending", "running"):
             run.status, run.failure, run.finished_at = "failed", error[:2000], utcnow()
             await session.commit()
+            metrics.RUNS_FINISHED.labels("failed").inc()
 
 
 async def next_pending_run(session_factory: async_sessionmaker[AsyncSession]):

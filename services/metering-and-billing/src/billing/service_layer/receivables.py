@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 
+from billing import metrics
 from billing.adapters.orm import (
     AccountBalance,
     LateFeeWaiverRow,
@@ -382,6 +383,7 @@ async def apply_payment(
         status="settled",
     )
     uow.session.add(row)
+    metrics.payment_applied(uow.session, channel=channel, amount_fen=amount_fen)
     uow.emit(
         catalog.build(
             SettlementRecorded(
