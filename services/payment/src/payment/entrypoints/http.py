@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from payment import __version__
+from payment import metrics as _metrics  # noqa: F401  (its series are on /metrics before the first order)
 from payment.adapters.channels import Channels
 from payment.api import callbacks, reconciliation
 from payment.api.routes import router

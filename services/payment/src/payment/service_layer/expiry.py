@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from payment import metrics as payment_metrics
 from payment.adapters.channels import Channels
 from payment.adapters.orm import PaymentOrder
 from payment.adapters.providers.base import CallbackRejected
@@ -84,6 +85,7 @@ async def sweep_expired(
                     await orders.close_order(uow, order_no=order_no, reason="expired", now=now)
                     summary.closed += 1
                 await uow.commit()
+            payment_metrics.observe_committed(uow.committed_events)
         except (httpx.HTTPError, CallbackRejected) as exc:
             summary.errors += 1  # asked again on the next round
             log.warning("order query failed", extra={"order_no": order_no, "error": str(exc)[:200]})

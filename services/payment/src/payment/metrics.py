@@ -1,0 +1,65 @@
+"""The payment service's own Prometheus metrics (RED per route, outbox and consumers come from
+``utilis_shared.metrics``; callbacks by provider and outcome are ``utilis_payment_callbacks_total`` in
+``payment.api.callbacks``).
+
+Orders are counted from the events a transaction committed (``uow.committed_events``, after
+``uow.commit()``), so a rolled-back or replayed request counts nothing and every path that moves an order
+(the API, a callback, the expiry sweep) counts the same way:
+
+    payment_metrics.observe_committed(uow.committed_events)
+
+Amounts are integer fen (1/100 yuan); labels are the channel (``wechat``, ``alipay``, ``bank:<code>``,
+``counter``, ``withholding``), the outcome and the provider; never an order, account or transaction id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import Counter, Histogram
+
+from utilis_shared.events import Event
+from utilis_shared.metrics import LATENCY_BUCKETS
+
+ORDERS = Counter(
+    "utilis_payment_orders_total",
+    "Payment orders by channel and outcome (created, succeeded, failed, closed, refunded), counted at commit",
+    ["channel", "outcome"],
+)
+SUCCEEDED_FEN = Counter(
+    "utilis_payment_succeeded_fen_total",
+    "Amounts of succeeded payments, in fen (1/100 yuan), by channel",
+    ["channel"],
+)
+CALLBACK_DURATION = Histogram(
+    "utilis_payment_callback_duration_seconds",
+    "Time to verify, apply and answer a provider's callback, by provider",
+    ["provider"],
+    buckets=LATENCY_BUCKETS,
+)
+
+OUTCOMES = {
+    "payment.payment.created": "created",
+    "payment.payment.succeeded": "succeeded",
+    "payment.payment.failed": "failed",
+    "payment.payment.closed": "closed",
+    "payment.payment.refunded": "refunded",
+}
+# Label sets shown at zero from the start (dashboards and ratios see the series before the first payment).
+KNOWN_CHANNELS = ("wechat", "alipay", "counter")
+for _channel in KNOWN_CHANNELS:
+    SUCCEEDED_FEN.labels(_channel)
+    for _outcome in OUTCOMES.values():
+        ORDERS.labels(_channel, _outcome)
+
+
+def observe_committed(events: Iterable[Event]) -> None:
+    """Count the payment orders' transitions among ``events`` (what a unit of work just committed)."""
+    for event in events:
+        outcome = OUTCOMES.get(event.type)
+        if outcome is None:
+            continue
+        channel = str(event.data.get("channel") or "unknown")
+        ORDERS.labels(channel, outcome).inc()
+        if outcome == "succeeded":
+            SUCCEEDED_FEN.labels(channel).inc(int(event.data.get("amount_fen") or 0))

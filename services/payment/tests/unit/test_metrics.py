@@ -1,0 +1,46 @@
+"""Payment orders are counted from the events a transaction committed: by channel and outcome, and the
+succeeded amounts in fen; other events count nothing."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from payment.metrics import observe_committed
+from utilis_shared.events import Event
+
+
+def value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def event(kind: str, channel: str, amount_fen: int = 12_345) -> Event:
+    return Event(
+        type=f"payment.{kind}",
+        source="payment",
+        subject="2301000001",
+        data={"payment_id": "P1", "account_no": "2301000001", "amount_fen": amount_fen, "channel": channel},
+    )
+
+
+def test_committed_order_events_are_counted_by_channel_and_outcome() -> None:
+    channel = "bank:metricstest"
+    before = value("utilis_payment_orders_total", channel="wechat", outcome="succeeded")
+    observe_committed(
+        [
+            event("payment.created", channel),
+            event("payment.succeeded", channel, 207_600),
+            event("payment.failed", channel),
+            event("refund_case.opened", channel),  # not an order's transition
+            event("payment.succeeded", "wechat", 100),
+        ]
+    )
+    assert value("utilis_payment_orders_total", channel=channel, outcome="created") == 1
+    assert value("utilis_payment_orders_total", channel=channel, outcome="succeeded") == 1
+    assert value("utilis_payment_orders_total", channel=channel, outcome="failed") == 1
+    assert value("utilis_payment_succeeded_fen_total", channel=channel) == 207_600
+    assert value("utilis_payment_orders_total", channel="wechat", outcome="succeeded") == before + 1
+    # The known channels' series exist at zero before any payment (ratios and panels see them).
+    assert (
+        REGISTRY.get_sample_value("utilis_payment_orders_total", {"channel": "alipay", "outcome": "failed"})
+        is not None
+    )
