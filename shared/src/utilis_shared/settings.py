@@ -68,6 +68,7 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_seconds: float = 1.0  # backstop: the relay wakes on NOTIFY
     outbox_retention_hours: int = 72
     consumer_max_attempts: int = 5
+    consumer_batch_size: int = 100  # events of one partition applied in one transaction (1: one each)
     consumer_retry_backoff_seconds: float = 0.2
 
     @field_validator("pii_keys")

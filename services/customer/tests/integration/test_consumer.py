@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from customer.adapters.orm import AccountProjection
 from customer.service_layer.projections import CONSUMED_TOPICS, project, registry
@@ -228,3 +228,112 @@ async def test_projections_fill_the_360_view_and_ignore_stale_events(
         services["balance"]["owed_fen"] == 0 and services["balance"]["prepaid_fen"] == 2400
     )  # not rolled back
     assert services["recent_payments"][0]["amount_fen"] == 210000
+
+
+async def test_a_batch_is_one_transaction_and_a_poison_event_in_it_costs_a_redo_not_an_effect(
+    settings, session_factory
+):
+    """Twenty events of one partition (one delivered twice, one poison) reach the consumer in one fetch:
+    they are applied together in one transaction; the poison rolls that back, the batch is redone one
+    event at a time, and in the end every good event's effect (an emitted event, so an outbox row) exists
+    exactly once, the poison's not at all."""
+    account_no = f"T{uuid.uuid4().hex[:10].upper()}"
+    events = [
+        billing_event("billing.balance.changed", account_no, owed_fen=i, prepaid_fen=0) for i in range(20)
+    ]
+    poison = events[7]
+    units: list[int] = []
+    batched = HandlerRegistry()
+
+    @batched.on("billing.balance.changed")
+    async def echo(uow, event):
+        units.append(id(uow))
+        await project(uow, event)
+        uow.emit(Event(type="test.echoed", source="test", subject=account_no, data={"of": str(event.id)}))
+        if event.id == poison.id:
+            raise ValueError("poison")
+
+    await devstack.publish(
+        settings.kafka_bootstrap,
+        settings.topic("billing.events"),
+        *events[:12],
+        events[3],  # a redelivery inside the same batch
+        *events[12:],
+        key=account_no,
+    )
+    from utilis_shared.kafka import make_consumer
+
+    consumer = EventConsumer(
+        settings,
+        session_factory,
+        batched,
+        ["billing.events"],
+        consumer=make_consumer(settings, "billing.events", group_id=f"batch-{uuid.uuid4().hex[:6]}"),
+    )
+    await consumer.start()
+    try:
+        records = []
+        deadline = time.monotonic() + 20
+        while len(records) < 21 and time.monotonic() < deadline:
+            for batch in (await consumer.consumer.getmany(timeout_ms=500, max_records=100)).values():
+                records += [r for r in batch if r.key == account_no.encode()]
+        assert len(records) == 21
+        outcomes = await consumer.handle_batch(records)
+    finally:
+        await consumer.close()
+
+    assert outcomes.count("processed") == 19
+    assert outcomes.count("duplicate") == 1 and outcomes[12] == "duplicate"
+    assert outcomes.count("dead_lettered") == 1 and outcomes[7] == "dead_lettered"
+    # The first pass ran in one unit of work (8 handler calls up to the poison); then one per event.
+    assert len(set(units[:8])) == 1
+    async with session_factory() as s:
+        echoed = (
+            (
+                await s.execute(
+                    text(
+                        "SELECT convert_from(payload, 'UTF8')::jsonb -> 'data' ->> 'of' FROM outbox_messages "
+                        "WHERE key = :key AND event_type = 'test.echoed'"
+                    ),
+                    {"key": account_no},
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(echoed) == sorted(str(e.id) for e in events if e is not poison)
+    assert (await projection(session_factory, account_no, "balance"))["owed_fen"] == 19
+
+
+async def test_events_nobody_handles_are_skipped_without_an_inbox_row(settings, session_factory):
+    account_no = f"T{uuid.uuid4().hex[:10].upper()}"
+    handled = billing_event("billing.balance.changed", account_no, owed_fen=5, prepaid_fen=0)
+    unhandled = billing_event("billing.meter.calibrated", account_no, serial="M-1")
+    await devstack.publish(settings.kafka_bootstrap, settings.topic("billing.events"), unhandled, handled)
+    from utilis_shared.kafka import make_consumer
+
+    consumer = EventConsumer(
+        settings,
+        session_factory,
+        registry,
+        ["billing.events"],
+        consumer=make_consumer(settings, "billing.events", group_id=f"skip-{uuid.uuid4().hex[:6]}"),
+    )
+
+    async def done() -> bool:
+        return await projection(session_factory, account_no, "balance") is not None
+
+    await devstack.run_until(consumer, done)
+    async with session_factory() as s:
+        inboxed = (
+            (
+                await s.execute(
+                    select(inbox_messages.c.event_id).where(
+                        inbox_messages.c.event_id.in_([handled.id, unhandled.id])
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert inboxed == [handled.id]
