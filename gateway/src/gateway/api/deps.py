@@ -15,7 +15,7 @@ from gateway.service_layer.context import OAuthContext
 from utilis_shared.db import UnitOfWork
 
 
-def get_context(request: Request) -> OAuthContext:
+async def get_context(request: Request) -> OAuthContext:
     state = request.app.state
     return OAuthContext(
         uow=UnitOfWork(state.session_factory, state.settings),

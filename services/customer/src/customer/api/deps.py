@@ -8,19 +8,14 @@ from fastapi import Depends, Request
 
 from customer.service_layer.errors import AccountNotFound
 from utilis_shared.auth import Principal, Role, require
-from utilis_shared.db import UnitOfWork
 from utilis_shared.pii import PiiCipher
+from utilis_shared.web import Uow as Uow  # re-exported: routes take every dependency from here
 
 
-def get_uow(request: Request) -> UnitOfWork:
-    return UnitOfWork(request.app.state.session_factory, request.app.state.settings)
-
-
-def get_cipher(request: Request) -> PiiCipher:
+async def get_cipher(request: Request) -> PiiCipher:
     return request.app.state.cipher
 
 
-Uow = Annotated[UnitOfWork, Depends(get_uow)]
 Cipher = Annotated[PiiCipher, Depends(get_cipher)]
 
 # The access policy of every route family, in one place. Admin passes every role check.

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from billing.service_layer.errors import AccountNotFound
 from utilis_shared.auth import Principal, Role, require
-from utilis_shared.db import UnitOfWork
-
-
-def get_uow(request: Request) -> UnitOfWork:
-    return UnitOfWork(request.app.state.session_factory, request.app.state.settings)
-
-
-Uow = Annotated[UnitOfWork, Depends(get_uow)]
+from utilis_shared.web import Uow as Uow  # re-exported: routes take every dependency from here
 
 # The access policy of every route family, in one place. Admin passes every role check.
 TARIFF_READERS = (Role.BILLING_CLERK, Role.AGENT, Role.ANALYST)

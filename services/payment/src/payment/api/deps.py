@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from payment.service_layer.orders import AccountNotFound
 from utilis_shared.auth import Principal, Role, require
-from utilis_shared.db import UnitOfWork
-
-
-def get_uow(request: Request) -> UnitOfWork:
-    return UnitOfWork(request.app.state.session_factory, request.app.state.settings)
-
-
-Uow = Annotated[UnitOfWork, Depends(get_uow)]
+from utilis_shared.web import Uow as Uow  # re-exported: routes take every dependency from here
 
 # Residents pay their own accounts; agents help on the phone; billing clerks are the counter's cashiers;
 # partners (banks collecting for the utility) by scope.

@@ -22,9 +22,9 @@ from payment.adapters.orm import ReconciliationCase, ReconciliationRun, Statemen
 from payment.service_layer import reconciliation as rec
 from utilis_shared.auth import Principal, Role, require
 from utilis_shared.commands import IdempotencyKey, claim_for
-from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import UnprocessableEntity, problem_responses
 from utilis_shared.timeutil import utcnow
+from utilis_shared.web import Uow
 
 router = APIRouter(prefix="/v1")
 TAGS: list[str | Any] = ["reconciliation"]
@@ -32,11 +32,6 @@ WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 422)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 
 
-def get_uow(request: Request) -> UnitOfWork:
-    return UnitOfWork(request.app.state.session_factory, request.app.state.settings)
-
-
-Uow = Annotated[UnitOfWork, Depends(get_uow)]
 CanReconcile = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK, Role.BILLING_SUPERVISOR)))]
 CanReadReconciliation = Annotated[
     Principal, Depends(require(roles=(Role.BILLING_CLERK, Role.BILLING_SUPERVISOR, Role.ANALYST)))
