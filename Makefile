@@ -8,7 +8,7 @@ PYTEST_ARGS   ?=
 export UV_PYTHON_DOWNLOADS := never
 
 .PHONY: help install infra up down status test test-unit lint format bench bench-import bench-view bench-gateway bench-billing bench-payment reset events-schemas \
-        helm-lint helm-template check-deploy deploy-manifests
+        helm-lint helm-template check-deploy deploy-manifests check-observability dashboards
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -85,6 +85,13 @@ deploy-manifests: ## regenerate deploy/k8s (kustomize base + dev/prod overlays) 
 
 check-deploy: ## chart lint + render + schema validation, deploy/k8s in step, Dockerfile checks (offline)
 	$(UV) run python scripts/deploy_check.py all
+
+dashboards: ## regenerate the Grafana dashboards (helm/utilis/files/dashboards) from scripts/dashboards.py
+	$(UV) run python scripts/dashboards.py
+
+check-observability: infra ## alert rules (promtool check + unit tests), PromQL parses, dashboards in step; metric names against the running stack
+	$(UV) run python scripts/stack.py up --demo-accounts 0
+	$(UV) run pytest tests/observability -q $(PYTEST_ARGS)
 
 reset: down ## stop everything and delete local data (keeps downloaded jars)
 	bash scripts/infra.sh reset

@@ -3,7 +3,8 @@
 # run as plain background processes whose data, logs and pid files live under .local/ (git-ignored).
 #
 # Usage: scripts/infra.sh install|start|stop|status|reset|createdb NAME...
-#   install   install what is missing (apt: postgresql, redis-server, java, maven; Maven: Kafka jars)
+#   install   install what is missing (apt: postgresql, redis-server, java, maven, prometheus for promtool;
+#             Maven: Kafka jars)
 #   start     start what is not running (idempotent; waits until each component answers)
 #   stop      stop what start started (by pid files); data is kept
 #   status    one line per component
@@ -101,17 +102,32 @@ as_pg() {
 
 # ---------------------------------------------------------------------------------------------- install
 
+# The Debian package `prometheus` is installed for promtool only: its server must not run here (nothing
+# needs it, and it would take port 9090 and a share of the 2 cores). Stop and disable it if apt started it.
+prometheus_server_off() {
+    if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
+        systemctl disable --now prometheus >/dev/null 2>&1 || true
+    elif [[ -x /etc/init.d/prometheus ]]; then
+        /etc/init.d/prometheus stop >/dev/null 2>&1 || true
+        command -v update-rc.d >/dev/null && update-rc.d prometheus disable >/dev/null 2>&1 || true
+    fi
+    log "prometheus: installed for promtool; its server is stopped and disabled"
+}
+
 cmd_install() {
     local pkgs=()
     [[ -x "$PG_BIN/postgres" && -x "$PG_BIN/initdb" ]] || pkgs+=(postgresql)
     command -v redis-server >/dev/null && command -v redis-cli >/dev/null || pkgs+=(redis-server)
     command -v java >/dev/null || pkgs+=(openjdk-17-jre-headless)
     command -v mvn >/dev/null || pkgs+=(maven)
+    # promtool (make check-observability: `promtool check rules` / `test rules`) comes with the server.
+    command -v promtool >/dev/null || pkgs+=(prometheus)
     if ((${#pkgs[@]})); then
         [[ $EUID -eq 0 ]] || die "need root to apt-get install ${pkgs[*]}"
         log "apt-get install ${pkgs[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+        if [[ " ${pkgs[*]} " == *" prometheus "* ]]; then prometheus_server_off; fi
     else
         log "apt packages: nothing to install"
     fi
