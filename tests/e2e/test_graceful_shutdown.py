@@ -16,8 +16,9 @@ request whose connection closed before an answer is also sent to B with the same
 accepted request"); otherwise A never took it. Checked: no 5xx, no accepted request lost, every request
 applied once (one account per key); A answered requests that were in flight at SIGTERM and then exited
 within its grace period; every outbox row was published exactly once (read back from Kafka) and is in the
-consumer's inbox; the second consumer saw no duplicate (the first committed what it had applied) and the
-relay and consumer exited with status 0.
+consumer's inbox; the second consumer saw no duplicate (the first committed what it had applied); the
+relay and consumer exited with status 0, their management servers (/metrics, /readyz) leaving the signal
+to the worker and stopping after it.
 """
 
 from __future__ import annotations
@@ -209,6 +210,16 @@ async def kafka_event_ids(bootstrap: str, topic: str, partitions: int) -> Counte
         await consumer.stop()
 
 
+def log_events(path) -> list[str]:
+    events = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            events.append(json.loads(line).get("event"))
+        except ValueError:
+            continue
+    return events
+
+
 def dsn(database: str) -> str:
     return devstack.database_url(database).replace("postgresql+asyncpg://", "postgresql://", 1)
 
@@ -282,6 +293,12 @@ async def test_sigterm_under_traffic_fails_no_request_and_loses_no_event(platfor
             assert api_status in (0, -signal.SIGTERM), api_status
             assert "Application shutdown complete" in api_a.log_file.read_text(errors="replace")
             assert relay_status == 0 and consumer_status == 0, (relay_status, consumer_status)
+            for worker in (relay_1, consumer_1):
+                # The signal reached the worker once: uvicorn's management server did not take it too (it
+                # would stop /metrics and /readyz at once, and re-raise the signal at its exit).
+                events = log_events(worker.log_file)
+                assert events.count("stop requested; finishing the work at hand") == 1, events
+                assert events[-1] == "worker stopped", events
 
             customer_db = await asyncpg.connect(dsn(names["customer"]))
             gateway_db = await asyncpg.connect(dsn(names["gateway"]))

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -64,7 +65,11 @@ async def serve_worker(worker: Worker, *, checks: list[HealthCheck], host: str, 
     server = uvicorn.Server(
         uvicorn.Config(mgmt, host=host, port=port, log_config=None, access_log=False, lifespan="off")
     )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # we own the signals
+    # We own the signals: the management server keeps serving /metrics and /readyz while the worker finishes
+    # the work at hand, and stops after it. (uvicorn >= 0.29 takes SIGTERM in Server.capture_signals, which
+    # would stop it at once; older versions in install_signal_handlers.)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
 
     loop = asyncio.get_running_loop()
 
