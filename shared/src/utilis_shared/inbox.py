@@ -95,6 +95,7 @@ class EventConsumer:
         self.consumer = consumer or make_consumer(settings, *topics)
         self.producer = dlq_producer or make_producer(settings)
         self._stopping = asyncio.Event()
+        self._lag_observed_at = 0.0
 
     async def start(self) -> None:
         await self.producer.start()
@@ -232,6 +233,11 @@ class EventConsumer:
         return first
 
     async def _observe_lag(self) -> None:
+        """The lag gauge per partition, at most once a second (a busy loop fetches far more often)."""
+        now = time.monotonic()
+        if now - self._lag_observed_at < 1.0:
+            return
+        self._lag_observed_at = now
         for tp in self.consumer.assignment():
             highwater = self.consumer.highwater(tp)
             if highwater is None:

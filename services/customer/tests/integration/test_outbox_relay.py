@@ -210,3 +210,36 @@ async def test_relay_killed_mid_batch_loses_no_event(session_factory, settings, 
         await consumer.stop()
     duplicates = len(received) - len(set(received))
     print(f"relay kill test: {total} events, {left} unsent at the kill, {duplicates} delivered twice")
+
+
+async def test_outbox_commits_wake_the_relay_with_fewer_notifications_than_commits(session_factory, settings):
+    """Forty concurrent outbox commits: the relay's channel hears of them (the last notification comes
+    after the last commit), in fewer notifications than commits (one NOTIFY covers the commits before it)."""
+    import asyncpg
+
+    from utilis_shared.db import OUTBOX_CHANNEL, RelayWaker
+
+    heard: list[float] = []
+    last_heard = asyncio.Event()
+    wakers: set[RelayWaker] = set()
+    listener = await asyncpg.connect(settings.database_url.replace("postgresql+asyncpg", "postgresql"))
+    await listener.add_listener(OUTBOX_CHANNEL, lambda *_: (heard.append(time.monotonic()), last_heard.set()))
+    try:
+
+        async def write(i: int) -> float:
+            async with UnitOfWork(session_factory, settings) as uow:
+                uow.emit(Event(type="test.noted", source="test", subject=f"wake-{i}", data={"i": i}))
+                await uow.commit()
+                wakers.add(RelayWaker.of(uow.session))
+            return time.monotonic()
+
+        committed = await asyncio.gather(*(write(i) for i in range(40)))
+        (waker,) = wakers  # one per engine
+        await waker.flush()
+        while not heard or heard[-1] < max(committed):
+            last_heard.clear()
+            await asyncio.wait_for(last_heard.wait(), 5)
+    finally:
+        await listener.close()
+    assert heard and heard[-1] >= max(committed)
+    assert len(heard) < 40
