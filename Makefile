@@ -86,8 +86,9 @@ deploy-manifests: ## regenerate deploy/k8s (kustomize base + dev/prod overlays) 
 check-deploy: ## chart lint + render + schema validation, deploy/k8s in step, Dockerfile checks (offline)
 	$(UV) run python scripts/deploy_check.py all
 
-dashboards: ## regenerate the Grafana dashboards (helm/utilis/files/dashboards) from scripts/dashboards.py
+dashboards: ## regenerate the Grafana dashboards (helm/utilis/files/dashboards) from scripts/dashboards.py, and deploy/k8s
 	$(UV) run python scripts/dashboards.py
+	$(UV) run python scripts/deploy_check.py render-k8s
 
 check-observability: infra ## alert rules (promtool check + unit tests), PromQL parses, dashboards in step; metric names against the running stack
 	$(UV) run python scripts/stack.py up --demo-accounts 0
