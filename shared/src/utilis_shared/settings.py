@@ -66,6 +66,7 @@ class ServiceSettings(BaseSettings):
     # Outbox relay and consumers
     outbox_batch_size: int = 500
     outbox_poll_interval_seconds: float = 1.0  # backstop: the relay wakes on NOTIFY
+    outbox_linger_seconds: float = 0.005  # after a wake-up, so that concurrent commits share a round
     outbox_retention_hours: int = 72
     consumer_max_attempts: int = 5
     consumer_batch_size: int = 100  # events of one partition applied in one transaction (1: one each)
