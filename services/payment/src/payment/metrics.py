@@ -6,7 +6,12 @@ Orders are counted from the events a transaction committed (``uow.committed_even
 ``uow.commit()``), so a rolled-back or replayed request counts nothing and every path that moves an order
 (the API, a callback, the expiry sweep) counts the same way:
 
-    payment_metrics.observe_committed(uow.committed_events)
+    payment_metrics.observe_committed(uow.committed_events)      # after uow.commit()
+    return respond(payment_metrics.observed(uow, await execute(uow, command, ...)))   # a route
+
+Callback latency: ``with payment_metrics.CALLBACK_DURATION.labels(provider).time(): ...`` around the
+handling, labelled ``wechat`` / ``alipay`` (the route's closed pattern) or ``bank`` (bank codes come from
+the path: folded into one label so that a caller cannot create series).
 
 Amounts are integer fen (1/100 yuan); labels are the channel (``wechat``, ``alipay``, ``bank:<code>``,
 ``counter``, ``withholding``), the outcome and the provider; never an order, account or transaction id.
@@ -15,9 +20,11 @@ Amounts are integer fen (1/100 yuan); labels are the channel (``wechat``, ``alip
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 from prometheus_client import Counter, Histogram
 
+from utilis_shared.db import UnitOfWork
 from utilis_shared.events import Event
 from utilis_shared.metrics import LATENCY_BUCKETS
 
@@ -63,3 +70,13 @@ def observe_committed(events: Iterable[Event]) -> None:
         ORDERS.labels(channel, outcome).inc()
         if outcome == "succeeded":
             SUCCEEDED_FEN.labels(channel).inc(int(event.data.get("amount_fen") or 0))
+
+
+T = TypeVar("T")
+
+
+def observed(uow: UnitOfWork, result: T) -> T:
+    """Count what ``uow`` committed (nothing for a replayed or failed command) and pass ``result`` on:
+    ``respond(observed(uow, await execute(uow, command, present)))``."""
+    observe_committed(uow.committed_events)
+    return result

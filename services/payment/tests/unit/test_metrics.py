@@ -44,3 +44,13 @@ def test_committed_order_events_are_counted_by_channel_and_outcome() -> None:
         REGISTRY.get_sample_value("utilis_payment_orders_total", {"channel": "alipay", "outcome": "failed"})
         is not None
     )
+
+
+def test_observed_counts_what_the_unit_of_work_committed_and_passes_the_result_on() -> None:
+    from types import SimpleNamespace
+
+    from payment.metrics import observed
+
+    committed = SimpleNamespace(committed_events=[event("payment.closed", "bank:observedtest")])
+    assert observed(committed, "result") == "result"  # type: ignore[arg-type]
+    assert value("utilis_payment_orders_total", channel="bank:observedtest", outcome="closed") == 1
