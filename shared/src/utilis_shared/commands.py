@@ -19,8 +19,8 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Header, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from utilis_shared.db import UnitOfWork, idempotency_keys
 from utilis_shared.errors import Problem
@@ -48,28 +48,11 @@ class IdempotencyClaim:
 
     async def acquire(self, uow: UnitOfWork) -> tuple[int, dict[str, Any]] | None:
         """Claim the key; return the stored (status, body) if it was already used with this body."""
-        t = idempotency_keys
-        claimed = await uow.session.execute(
-            insert(t)
-            .values(
-                scope=self.scope,
-                key=self.key,
-                request_hash=self.request_hash,
-                status_code=0,
-                response_body={},
-            )
-            .on_conflict_do_nothing()
-            .returning(t.c.key)
-        )
+        params = {"b_scope": self.scope, "b_key": self.key}
+        claimed = await uow.session.execute(_CLAIM, {**params, "b_request_hash": self.request_hash})
         if claimed.first() is not None:
             return None
-        stored = (
-            await uow.session.execute(
-                select(t.c.request_hash, t.c.status_code, t.c.response_body).where(
-                    t.c.scope == self.scope, t.c.key == self.key
-                )
-            )
-        ).one()
+        stored = (await uow.session.execute(_STORED, params)).one()
         if stored.request_hash != self.request_hash:
             raise Problem(
                 "This Idempotency-Key was already used with a different request.",
@@ -79,12 +62,34 @@ class IdempotencyClaim:
         return stored.status_code, stored.response_body
 
     async def store(self, uow: UnitOfWork, status: int, body: dict[str, Any]) -> None:
-        t = idempotency_keys
         await uow.session.execute(
-            t.update()
-            .where(t.c.scope == self.scope, t.c.key == self.key)
-            .values(status_code=status, response_body=body)
+            _STORE, {"b_scope": self.scope, "b_key": self.key, "b_status": status, "b_body": body}
         )
+
+
+# Built once: on the hot path of every retried write, building and hashing the statement per request cost
+# more than running it.
+_t = idempotency_keys
+_CLAIM = (
+    insert(_t)
+    .values(
+        scope=bindparam("b_scope"),
+        key=bindparam("b_key"),
+        request_hash=bindparam("b_request_hash"),
+        status_code=0,
+        response_body={},
+    )
+    .on_conflict_do_nothing()
+    .returning(_t.c.key)
+)
+_STORED = select(_t.c.request_hash, _t.c.status_code, _t.c.response_body).where(
+    _t.c.scope == bindparam("b_scope"), _t.c.key == bindparam("b_key")
+)
+_STORE = (
+    _t.update()
+    .where(_t.c.scope == bindparam("b_scope"), _t.c.key == bindparam("b_key"))
+    .values(status_code=bindparam("b_status"), response_body=bindparam("b_body", type_=JSONB))
+)
 
 
 @dataclass(frozen=True)
