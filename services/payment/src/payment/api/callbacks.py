@@ -28,6 +28,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from prometheus_client import Counter
 
+from payment import metrics as payment_metrics
 from payment.adapters.channels import Channels
 from payment.adapters.providers.base import CallbackRejected
 from payment.service_layer import orders
@@ -97,26 +98,27 @@ async def handle_callback(request: Request, provider: str) -> Response:
     uow = UnitOfWork(state.session_factory, state.settings)
     async with uow:
         try:
-            await orders.get_order(uow.session, notice.order_no)
+            outcome = await orders.apply_notice(
+                uow,
+                orders.Notice(
+                    provider=notice.provider,
+                    provider_txn_id=notice.provider_txn_id,
+                    order_no=notice.order_no,
+                    amount_fen=notice.amount_fen,
+                    status=notice.status,
+                    paid_at=notice.paid_at,
+                    raw=notice.raw,
+                ),
+            )
         except orders.OrderNotFound:
-            # A correctly signed notice about an order we never created: never applied; the provider is
-            # told "failed" in its own format (it retries, and reconciliation shows it as missing here).
+            # A correctly signed notice about an order we never created: never applied (nothing was
+            # written before the order was looked up); the provider is told "failed" in its own format
+            # (it retries, and reconciliation shows it as missing here).
             CALLBACKS.labels(provider, "unknown_order").inc()
             log.warning("provider callback for an unknown order", extra={"provider": provider})
             return _answer(adapter, False, "unknown_order")
-        outcome = await orders.apply_notice(
-            uow,
-            orders.Notice(
-                provider=notice.provider,
-                provider_txn_id=notice.provider_txn_id,
-                order_no=notice.order_no,
-                amount_fen=notice.amount_fen,
-                status=notice.status,
-                paid_at=notice.paid_at,
-                raw=notice.raw,
-            ),
-        )
         await uow.commit()
+    payment_metrics.observe_committed(uow.committed_events)
     if notice.nonce:
         await nonces.remember(provider, notice.nonce)
     CALLBACKS.labels(provider, outcome.value).inc()
@@ -132,7 +134,8 @@ async def handle_callback(request: Request, provider: str) -> Response:
     responses={200: {"description": "the provider's own acknowledgement format"}},
 )
 async def provider_callback(request: Request, provider: str = Path(pattern=r"^(wechat|alipay)$")) -> Response:
-    return await handle_callback(request, provider)
+    with payment_metrics.CALLBACK_DURATION.labels(provider).time():
+        return await handle_callback(request, provider)
 
 
 @router.post(
@@ -142,4 +145,5 @@ async def provider_callback(request: Request, provider: str = Path(pattern=r"^(w
     responses={200: {"description": "the bank's own acknowledgement format"}},
 )
 async def bank_callback(request: Request, bank: str = Path(pattern=r"^[a-z0-9]{2,20}$")) -> Response:
-    return await handle_callback(request, f"bank:{bank}")
+    with payment_metrics.CALLBACK_DURATION.labels("bank").time():  # one label: bank codes come from the path
+        return await handle_callback(request, f"bank:{bank}")

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from payment import metrics as payment_metrics
 from payment.adapters.orm import PaymentOrder
 from payment.api.deps import (
     CanApproveRefunds,
@@ -127,7 +128,8 @@ async def create_order(
         return order, state.channels.pay_request(order, now=now)
 
     claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
-    return respond(await execute(uow, command, lambda r: order_read(*r), status=201, claim=claim))
+    result = await execute(uow, command, lambda r: order_read(*r), status=201, claim=claim)
+    return respond(payment_metrics.observed(uow, result))
 
 
 @router.get(
@@ -163,7 +165,7 @@ async def cancel_order(order_no: OrderNoPath, uow: Uow, principal: CanPay) -> JS
             raise orders.OrderNotFound(f"No payment order {order_no}.") from exc
         return await orders.close_order(u, order_no=order_no, reason="cancelled", now=utcnow())
 
-    return respond(await execute(uow, command, order_read))
+    return respond(payment_metrics.observed(uow, await execute(uow, command, order_read)))
 
 
 @router.post(
@@ -187,7 +189,7 @@ async def counter_receipt(
         )
 
     claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
-    return respond(await execute(uow, command, order_read, claim=claim))
+    return respond(payment_metrics.observed(uow, await execute(uow, command, order_read, claim=claim)))
 
 
 # ---------------------------------------------------------------------------------- refunds, invoices
@@ -281,7 +283,7 @@ async def decide_refund(
             now=utcnow(),
         )
 
-    return respond(await execute(uow, command, refund_read))
+    return respond(payment_metrics.observed(uow, await execute(uow, command, refund_read)))
 
 
 class InvoiceCreate(BaseModel):
