@@ -162,3 +162,10 @@ async def test_a_readiness_check_sets_the_dependency_gauge() -> None:
     assert ready
     assert REGISTRY.get_sample_value("utilis_dependency_up", {"dependency": "database"}) == 1
     assert REGISTRY.get_sample_value("utilis_dependency_up", {"dependency": "test-redis"}) == 0
+
+
+def test_the_runbooks_name_only_alerts_that_exist(oc) -> None:
+    alerts = {r["alert"] for r in oc.rules() if "alert" in r}
+    for doc in ("docs/rollback.md", "README.md"):
+        named = set(re.findall(r"\bUtilis[A-Z][A-Za-z]+\b", (oc.REPO / doc).read_text("utf-8")))
+        assert named <= alerts, f"{doc} names alerts the rules do not have: {sorted(named - alerts)}"
