@@ -27,6 +27,7 @@ like a failing handler (the replay finds the inbox row and runs only the hook).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -96,6 +97,7 @@ class EventConsumer:
         self.producer = dlq_producer or make_producer(settings)
         self._stopping = asyncio.Event()
         self._lag_observed_at = 0.0
+        self._lag_reported: set[TopicPartition] = set()
 
     async def start(self) -> None:
         await self.producer.start()
@@ -238,7 +240,12 @@ class EventConsumer:
         if now - self._lag_observed_at < 1.0:
             return
         self._lag_observed_at = now
-        for tp in self.consumer.assignment():
+        assigned = self.consumer.assignment()
+        for tp in self._lag_reported - assigned:  # moved to another replica by a rebalance: not ours
+            with contextlib.suppress(KeyError):  # never had a figure (no highwater yet)
+                CONSUMER_LAG.remove(self.name, tp.topic, str(tp.partition))
+        self._lag_reported = set(assigned)
+        for tp in assigned:
             highwater = self.consumer.highwater(tp)
             if highwater is None:
                 continue
