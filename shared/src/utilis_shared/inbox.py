@@ -8,9 +8,9 @@ either) and is retried with backoff up to ``consumer_max_attempts``; then the me
 committed so later messages keep flowing. A message that is not a valid envelope goes to the DLQ at once.
 Offsets are committed only after the database commit (or the DLQ ack) of every message before them.
 
-Batches: the records of one fetch on one partition (up to ``consumer_batch_size``) are applied in *one*
-transaction: one multi-row inbox insert, each new event's handler in order (the session flushed after each,
-so a later handler sees an earlier one's rows), one commit, then the hooks, then one offset commit. That
+Batches: the records of one fetch (up to ``consumer_batch_size``, each partition's in order) are applied
+in *one* transaction: one multi-row inbox insert, each new event's handler in order (the session flushed
+after each, so a later handler sees an earlier one's rows), one commit, the hooks, one offset commit. That
 turns a commit (a WAL flush) and an offset commit per event into one per batch, which is what lets the
 consumers keep up with the payment peak. If anything in the batch fails, the transaction rolls back (so
 nothing of it counted) and the batch is applied again one event per transaction, with the retries and the
@@ -118,20 +118,19 @@ class EventConsumer:
             batches = await self.consumer.getmany(
                 timeout_ms=500, max_records=max(1, self.settings.consumer_batch_size)
             )
-            for tp, records in batches.items():
-                if self._stopping.is_set() or not records:
-                    break
+            records = [record for batch in batches.values() for record in batch]  # each partition in order
+            if records and not self._stopping.is_set():
                 await self.handle_batch(records)
-                # Every record of the batch is committed in the database (or dead-lettered); a crash before
+                # Every record of the fetch is committed in the database (or dead-lettered); a crash before
                 # this line replays them, and the inbox absorbs the replays.
-                await self.consumer.commit({tp: records[-1].offset + 1})
+                await self.consumer.commit({tp: b[-1].offset + 1 for tp, b in batches.items() if b})
             await self._observe_lag()
 
     def _wanted(self, event: Event) -> bool:
         return event.type in self.registry.handlers or event.type in self.registry.after_commit
 
     async def handle_batch(self, records: list[ConsumerRecord]) -> list[str]:
-        """Process the records of one partition, in order, to a final outcome each (see the module
+        """Process records (each partition's in offset order), to a final outcome each (see the module
         docstring); returns the outcomes."""
         outcomes: list[str] = []
         pending: list[tuple[ConsumerRecord, Event]] = []

@@ -33,7 +33,11 @@ def make_consumer(
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
-        "max_poll_records": 200,
+        "max_poll_records": max(1, settings.consumer_batch_size),
+        # Let the broker gather a little (up to 32 KiB or 20 ms) so that under load a fetch, and so a
+        # transaction and an offset commit, carries many events instead of one.
+        "fetch_min_bytes": settings.consumer_fetch_min_bytes,
+        "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
         "session_timeout_ms": 30_000,
         "heartbeat_interval_ms": 3_000,
     }

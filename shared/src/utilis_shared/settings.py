@@ -69,7 +69,9 @@ class ServiceSettings(BaseSettings):
     outbox_linger_seconds: float = 0.005  # after a wake-up, so that concurrent commits share a round
     outbox_retention_hours: int = 72
     consumer_max_attempts: int = 5
-    consumer_batch_size: int = 100  # events of one partition applied in one transaction (1: one each)
+    consumer_batch_size: int = 100  # events of one fetch applied in one transaction (1: one each)
+    consumer_fetch_min_bytes: int = 32_768  # the broker answers a fetch when it has this much ...
+    consumer_fetch_max_wait_ms: int = 20  # ... or after this long
     consumer_retry_backoff_seconds: float = 0.2
 
     @field_validator("pii_keys")
