@@ -1,7 +1,11 @@
 """The local platform on top of the infrastructure that scripts/infra.sh runs: databases, topics,
 migrations, development keys, demo data and every service process declared in deploy/platform.yaml.
 
-    uv run python scripts/stack.py up [--demo-accounts N]   idempotent: starts only what is not running
+    uv run python scripts/stack.py up [--demo-accounts N] [--api-workers W]
+                                                            idempotent: starts only what is not running
+    uv run python scripts/stack.py restart-apis [--api-workers W]
+                                                            restarts the running API processes (W uvicorn
+                                                            workers each, the caller's environment)
     uv run python scripts/stack.py down                     stops the processes it started (pid files)
     uv run python scripts/stack.py status
 """
@@ -12,6 +16,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -36,11 +41,27 @@ def _all_processes(platform: devstack.Platform) -> list[tuple[devstack.ServiceSp
     ]
 
 
+API_WORKERS_HELP = "uvicorn worker processes of each API process (env STACK_API_WORKERS)"
+
+
+def _workers_file(proc: devstack.ManagedProcess) -> Path:
+    return proc.pid_file.with_suffix(".workers")
+
+
+def _start(spec: devstack.ServiceSpec, proc: devstack.ManagedProcess, platform, api_workers: int) -> None:
+    command, extra = devstack.process_command(spec, proc, api_workers=api_workers)
+    proc.start(command, devstack.service_env(spec, extra=extra, platform=platform))
+    if proc.kind == "api":
+        _workers_file(proc).write_text(str(api_workers))
+    _say(f"{proc.name}: started (pid {proc.pid()}, log {proc.log_file})")
+
+
 @app.command()
 def up(
     demo_accounts: Annotated[
         int, typer.Option(help="demo accounts to load on first start (0: none)")
     ] = 10_000,
+    api_workers: Annotated[int, typer.Option(min=1, envvar="STACK_API_WORKERS", help=API_WORKERS_HELP)] = 1,
 ) -> None:
     """Create databases and topics, migrate, load demo data, start every service, wait until ready."""
     started = time.monotonic()
@@ -68,9 +89,7 @@ def up(
         if proc.pid() is not None:
             _say(f"{proc.name}: already running (pid {proc.pid()})")
         else:
-            command, extra = devstack.process_command(spec, proc)
-            proc.start(command, devstack.service_env(spec, extra=extra, platform=platform))
-            _say(f"{proc.name}: started (pid {proc.pid()}, log {proc.log_file})")
+            _start(spec, proc, platform, api_workers)
         waiting.append(proc)
 
     async def wait_all() -> None:
@@ -95,6 +114,30 @@ def up(
         )
 
 
+@app.command("restart-apis")
+def restart_apis(
+    api_workers: Annotated[int, typer.Option(min=1, envvar="STACK_API_WORKERS", help=API_WORKERS_HELP)] = 1,
+) -> None:
+    """Stop every API process gracefully and start it again with ``--api-workers`` and this command's
+    environment (e.g. raised ``UTILIS_RATE_LIMIT_*`` for a load test); waits until each is ready. Relays,
+    consumers and schedulers are left alone."""
+    platform = devstack.load_platform()
+    restarted = []
+    for spec, proc in _all_processes(platform):
+        if proc.kind != "api":
+            continue
+        if proc.stop():
+            _say(f"{proc.name}: stopped")
+        _start(spec, proc, platform, api_workers)
+        restarted.append(proc)
+
+    async def wait_all() -> None:
+        await asyncio.gather(*(p.wait_ready(within_seconds=90) for p in restarted))
+
+    asyncio.run(wait_all())
+    _say(f"{len(restarted)} API processes ready, {api_workers} worker(s) each")
+
+
 @app.command()
 def down() -> None:
     """Stop every process started by `up` (by pid file), gracefully."""
@@ -111,6 +154,9 @@ def status() -> None:
     for _, proc in _all_processes(platform):
         pid = proc.pid()
         state = f"running  pid={pid}" if pid else "stopped"
+        workers = _workers_file(proc)
+        if pid and proc.kind == "api" and workers.exists() and workers.read_text().strip() != "1":
+            state += f" workers={workers.read_text().strip()}"
         typer.echo(f"{proc.name:<22} {state:<20} port={proc.port}")
 
 

@@ -329,9 +329,16 @@ def processes_for(
     ]
 
 
-def process_command(spec: ServiceSpec, proc: ManagedProcess) -> tuple[list[str], dict[str, str]]:
+def process_command(
+    spec: ServiceSpec, proc: ManagedProcess, *, api_workers: int = 1
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and extra environment of one process. ``api_workers``: uvicorn worker processes
+    of an ``api`` process (the local stand-in for replicas of its Deployment; ``make loadtest REPLICAS=``)."""
     port_var = "UTILIS_HTTP_PORT" if proc.kind == "api" else "UTILIS_MANAGEMENT_PORT"
-    return [venv_bin(spec.command), proc.kind], {port_var: str(proc.port)}
+    command = [venv_bin(spec.command), proc.kind]
+    if proc.kind == "api" and api_workers > 1:
+        command += ["--workers", str(api_workers)]
+    return command, {port_var: str(proc.port)}
 
 
 async def delete_topics(bootstrap: str, prefix: str) -> None:
