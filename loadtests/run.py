@@ -387,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(result.lines()), flush=True)
         main_stats = stats(out / "main_stats.csv")
         summary = summarize(args.mode, args, main_stats, result, cpu_used, seconds, bare, rc)
+        summary["since"] = since.isoformat()
         (out / "summary.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False))
         (out / "summary.md").write_text(markdown(summary))
         print(markdown(summary), flush=True)
