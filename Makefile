@@ -5,9 +5,14 @@ SHELL := /bin/bash
 UV            ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 DEMO_ACCOUNTS ?= 10000
 PYTEST_ARGS   ?=
+# make loadtest: Locust users, users started per second, seconds of load, uvicorn workers per API process
+USERS         ?= 300
+SPAWN_RATE    ?= 30
+DURATION      ?= 180
+REPLICAS      ?= 1
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install infra up down status test test-unit lint format bench bench-import bench-view bench-gateway bench-billing bench-payment reset events-schemas \
+.PHONY: help install infra up down status test test-unit lint format bench bench-import bench-view bench-gateway bench-billing bench-payment loadtest reset events-schemas \
         helm-lint helm-template check-deploy deploy-manifests check-observability dashboards
 
 help: ## list the targets
@@ -68,6 +73,10 @@ bench-billing: infra ## billing-run bills/s at 10k and 100k accounts; cached bil
 bench-payment: infra ## payments end to end on the running stack: created + called back + settled per second
 	$(UV) run python scripts/stack.py up --demo-accounts 0
 	$(UV) run python scripts/bench_payment.py --payments 2000
+
+loadtest: infra ## Locust through the gateway (USERS, SPAWN_RATE, DURATION s, REPLICAS), then the audit; reports in .local/loadtest/
+	$(UV) run python scripts/stack.py up --demo-accounts $(DEMO_ACCOUNTS)
+	$(UV) run python -m loadtests.run full --users $(USERS) --spawn-rate $(SPAWN_RATE) --duration $(DURATION) --replicas $(REPLICAS)
 
 events-schemas: ## regenerate the JSON Schemas of every service's events
 	$(UV) run customer events-schemas
