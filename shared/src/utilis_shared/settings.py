@@ -70,8 +70,8 @@ class ServiceSettings(BaseSettings):
     outbox_retention_hours: int = 72
     consumer_max_attempts: int = 5
     consumer_batch_size: int = 100  # events of one fetch applied in one transaction (1: one each)
-    consumer_fetch_min_bytes: int = 32_768  # the broker answers a fetch when it has this much ...
-    consumer_fetch_max_wait_ms: int = 20  # ... or after this long
+    consumer_fetch_min_bytes: int = 16_384  # the broker answers a fetch when it has this much ...
+    consumer_fetch_max_wait_ms: int = 50  # ... or after this long
     consumer_retry_backoff_seconds: float = 0.2
 
     @field_validator("pii_keys")
