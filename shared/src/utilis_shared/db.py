@@ -117,7 +117,8 @@ def create_engine(settings: ServiceSettings, **overrides: Any) -> AsyncEngine:
     options: dict[str, Any] = {
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
-        "pool_pre_ping": True,
+        "pool_pre_ping": settings.db_pool_pre_ping,
+        "pool_recycle": settings.db_pool_recycle_seconds,
         "connect_args": {"server_settings": {"application_name": settings.service_name, "timezone": "UTC"}},
     }
     options.update(overrides)

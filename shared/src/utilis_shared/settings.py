@@ -34,6 +34,12 @@ class ServiceSettings(BaseSettings):
     )
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # Optimistic disconnect handling: no ping round trip before every transaction (a round trip costs
+    # ~0.4 ms of CPU here, a tenth of a payment callback). After a database restart the first statement on
+    # a dead connection fails (a 503, or a consumer retry) and invalidates the whole pool, so the next one
+    # reconnects; connections are recycled every half hour regardless.
+    db_pool_pre_ping: bool = False
+    db_pool_recycle_seconds: int = 1800
     redis_url: str = "redis://127.0.0.1:56379/0"
     kafka_bootstrap: str = "127.0.0.1:59092"
     # Prepended to every topic name; tests use a per-run prefix to stay out of each other's way.
