@@ -414,4 +414,6 @@ def _providers_settle_up(environment: Any, **_: Any) -> None:
     written = providers.write_ledger(KNOBS.out / "ledger.jsonl")
     left = len(providers.unacknowledged())
     print(f"[providers] {written} payments confirmed, {left} never acknowledged; ledger in {KNOBS.out}")
+    if shared.sms.missed:
+        print(f"[sms] {shared.sms.missed} codes missed by the log tail, {shared.sms.found_late} found later")
     shared.sms.close()

@@ -22,6 +22,8 @@ class SmsInbox:
         self.log_file = log_file
         self.interval = interval
         self.codes: dict[str, str] = {}
+        self.missed = 0  # codes the tail had not seen in time
+        self.found_late = 0  # ... and found by searching the log again
         self._offset = log_file.stat().st_size if log_file.exists() else 0
         self._rest = b""
         self._reader = gevent.spawn(self._run)
@@ -57,13 +59,26 @@ class SmsInbox:
                 self.codes[record["request_id"]] = record["code"]
 
     def code_for(self, request_id: str, *, within: float = 10.0) -> str | None:
-        """The code sent by the request ``request_id`` (removed once handed out), or None."""
+        """The code sent by the request ``request_id`` (removed once handed out), or None. Not seen by the
+        tail within ``within`` seconds, the log's last megabyte is searched once more for it."""
         deadline = time.monotonic() + within
         while True:
             code = self.codes.pop(request_id, None)
-            if code is not None or time.monotonic() >= deadline:
+            if code is not None:
                 return code
+            if time.monotonic() >= deadline:
+                return self._search_tail(request_id)
             gevent.sleep(self.interval)
+
+    def _search_tail(self, request_id: str, size: int = 1 << 20) -> str | None:
+        self.missed += 1
+        with self.log_file.open("rb") as f:
+            f.seek(max(0, self.log_file.stat().st_size - size))
+            for line in f.read().split(b"\n"):
+                if MARK in line and request_id.encode() in line:
+                    self.found_late += 1
+                    return json.loads(line).get("code")
+        return None
 
     def close(self) -> None:
         self._reader.kill()
