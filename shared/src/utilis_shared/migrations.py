@@ -7,13 +7,18 @@ never migrates at start-up. ``run_async_migrations`` is what each service's ``mi
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 from alembic import command, context
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from sqlalchemy import MetaData, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import async_engine_from_config
+
+log = logging.getLogger(__name__)
 
 
 def alembic_config(script_location: Path, database_url: str) -> Config:
@@ -24,8 +29,23 @@ def alembic_config(script_location: Path, database_url: str) -> Config:
     return cfg
 
 
-def run_migrations(script_location: Path, database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(script_location, database_url), revision)
+def run_migrations(script_location: Path, database_url: str, revision: str = "head") -> bool:
+    """Upgrade to ``revision``; False (and nothing done) if the database is at a revision this code does
+    not know: after ``helm rollback`` the older release's migration Job meets the newer schema, which the
+    expand/contract rule keeps compatible with it (docs/migrations.md), so it must not fail the upgrade."""
+    config = alembic_config(script_location, database_url)
+    ScriptDirectory.from_config(config).get_revisions(revision)  # an unknown *target* fails loudly
+    try:
+        command.upgrade(config, revision)
+    except CommandError as exc:
+        if "Can't locate revision" not in str(exc):  # the database's revision is unknown here
+            raise
+        log.warning(
+            "the database is at a revision newer than this release; nothing to migrate",
+            extra={"detail": str(exc)[:300]},
+        )
+        return False
+    return True
 
 
 def run_async_migrations(target_metadata: list[MetaData]) -> None:
