@@ -172,8 +172,10 @@ class Resident(FastHttpUser):
         ) as r:
             if not expect(r, 202):
                 return None
+            # The id the gateway logged the code under is the one it answers with (it keeps ours).
+            echoed = r.headers.get("x-request-id") or request_id
         started = time.perf_counter()
-        code = shared.sms.code_for(request_id)
+        code = shared.sms.code_for(echoed)
         fire(self, "SMS code delivered (development adapter's log)", started, None if code else "no code")
         if code is None:
             return None
@@ -414,6 +416,7 @@ def _providers_settle_up(environment: Any, **_: Any) -> None:
     written = providers.write_ledger(KNOBS.out / "ledger.jsonl")
     left = len(providers.unacknowledged())
     print(f"[providers] {written} payments confirmed, {left} never acknowledged; ledger in {KNOBS.out}")
-    if shared.sms.missed:
-        print(f"[sms] {shared.sms.missed} codes missed by the log tail, {shared.sms.found_late} found later")
+    sms = shared.sms
+    if sms.missed:
+        print(f"[sms] {sms.missed} codes not seen in time, {sms.found_late} found later, lost {sms.lost[:5]}")
     shared.sms.close()

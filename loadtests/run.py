@@ -216,6 +216,7 @@ def summarize(
         for n, r in main_stats.items()
         if n != "Aggregated"
     }
+    visits = num(row("/oauth/sms-codes"), "Request Count")  # every resident visit starts with one
     return {
         "mode": mode,
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -232,6 +233,10 @@ def summarize(
         "bill_lookups_per_s": round(sum(num(row(n), "Request Count") for n in lookups) / seconds, 1),
         "routes": routes,
         "cpu_seconds": {k: round(v, 2) for k, v in sorted(cpu_used.items())},
+        "visits": int(visits),
+        "visits_per_s": round(visits / seconds, 2),
+        # CPU a resident visit costs each process at this mix (agents' and the bank's share included)
+        "cpu_ms_per_visit": {k: round(1000 * v / visits, 2) for k, v in cpu_used.items() if visits},
         "requests_per_cpu_second": {
             k: round(v / cpu_used[k], 1) for k, v in requests.items() if cpu_used.get(k, 0) > 0.5
         },
@@ -273,10 +278,17 @@ def markdown(s: dict[str, Any]) -> str:
         )
     out += ["", "| route | per s | p50 ms | p99 ms | failed |", "| --- | --- | --- | --- | --- |"]
     out += [line(n) for n in sorted(r)]
-    out += ["", "| process | CPU s | cores | requests per CPU second |", "| --- | --- | --- | --- |"]
+    out += [
+        "",
+        f"{s['visits']} resident visits ({s['visits_per_s']}/s).",
+        "",
+        "| process | CPU s | cores | CPU ms per visit | requests per CPU second |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, seconds in s["cpu_seconds"].items():
         per = s["requests_per_cpu_second"].get(name, "")
-        out.append(f"| {name} | {seconds:.1f} | {seconds / s['duration_s']:.2f} | {per} |")
+        visit = s["cpu_ms_per_visit"].get(name, 0)
+        out.append(f"| {name} | {seconds:.1f} | {seconds / s['duration_s']:.2f} | {visit:.1f} | {per} |")
     return "\n".join(out) + "\n"
 
 
