@@ -6,8 +6,8 @@ UV            ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 DEMO_ACCOUNTS ?= 10000
 PYTEST_ARGS   ?=
 # make loadtest: Locust users, users started per second, seconds of load, uvicorn workers per API process
-USERS         ?= 300
-SPAWN_RATE    ?= 30
+USERS         ?= 150
+SPAWN_RATE    ?= 15
 DURATION      ?= 180
 REPLICAS      ?= 1
 export UV_PYTHON_DOWNLOADS := never

@@ -1,7 +1,7 @@
 """Run a load test on the local stack and judge it: ``make loadtest`` (``full``) and the smoke test that
 ``make test`` runs (``smoke``).
 
-    python -m loadtests.run full  [--users 300 --spawn-rate 30 --duration 180 --replicas 1 ...]
+    python -m loadtests.run full  [--users 150 --spawn-rate 15 --duration 180 --replicas 1 ...]
     python -m loadtests.run smoke [--out DIR]
 
 ``full`` expects the stack started with demo data (``make loadtest`` runs ``make up`` first). It restarts
@@ -326,8 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         {"users": 6, "spawn_rate": 6, "duration": 20, "accounts": 30, "agents": 2, "bare_seconds": 0}
         if smoke
         else {
-            "users": 300,
-            "spawn_rate": 30,
+            "users": 150,
+            "spawn_rate": 15,
             "duration": 180,
             "accounts": 0,
             "agents": 20,
