@@ -196,3 +196,29 @@ def test_pii_in_exception_is_masked(json_logging: None, capsys: pytest.CaptureFi
     _assert_no_pii(out)
     record = json.loads(out)
     assert "ValueError: no account for 138****1234" in record["exc_info"]
+
+
+def test_uuid_ids_with_a_phone_shaped_run_stay_whole_but_a_phone_as_an_id_is_masked(
+    json_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging("gateway", "INFO")
+    uuid_id = "5f0c2e1d-a182-8074-4185-9b3c7d2e6f10"  # "182-8074-4185" looks like a mobile number
+    assert redact(uuid_id) != uuid_id
+    rid = request_id_var.set(uuid_id)
+    cid = correlation_id_var.set("13812345678")  # a client chose a phone number as its correlation id
+    try:
+        logging.getLogger("gateway.proxy").info("forwarded")
+    finally:
+        request_id_var.reset(rid)
+        correlation_id_var.reset(cid)
+    record = json.loads(capsys.readouterr().out)
+    assert record["request_id"] == uuid_id
+    assert record["correlation_id"] == "138****5678"
+
+
+def test_services_keep_idle_connections_longer_than_the_gateway_pool() -> None:
+    import httpx
+
+    from utilis_shared.runner import KEEP_ALIVE_SECONDS
+
+    assert httpx.Limits().keepalive_expiry < KEEP_ALIVE_SECONDS

@@ -22,6 +22,9 @@ _PHONE = re.compile(r"(?:(?<!\d)|(?<=\+86)|(?<=(?<!\d)0086))(1[3-9]\d)[ -]?\d{4}
 _ID_CARD = re.compile(r"(?<![0-9A-Za-z])(\d{3})\d{11}(\d{3}[\dXx])(?![0-9A-Za-z])")
 
 
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
 def redact(text: str) -> str:
     """Mask phone numbers and ID-card numbers wherever they appear in free text."""
     text = _ID_CARD.sub(lambda m: f"{m.group(1)}{'*' * 11}{m.group(2)}", text)
@@ -68,8 +71,11 @@ class _Formatter(JsonFormatter):
         log_record["event"] = log_record.pop("message", record.getMessage())
         log_record.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate of the message
         for key, value in list(log_record.items()):
-            if key not in ("ts", "level"):
-                log_record[key] = _redact_value(value)
+            if key in ("ts", "level"):
+                continue
+            if key in ("request_id", "correlation_id") and isinstance(value, str) and _UUID.match(value):
+                continue  # a UUID can hold a phone-shaped run (~1 in 1,000); masking it breaks correlation
+            log_record[key] = _redact_value(value)
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

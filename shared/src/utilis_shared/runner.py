@@ -37,6 +37,9 @@ class Worker(Protocol):
     async def close(self) -> None: ...
 
 
+KEEP_ALIVE_SECONDS = 75
+
+
 def run_api(app_factory: str, *, host: str, port: int, workers: int = 1, graceful_seconds: int = 20) -> None:
     uvicorn.run(
         app_factory,
@@ -49,6 +52,10 @@ def run_api(app_factory: str, *, host: str, port: int, workers: int = 1, gracefu
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=graceful_seconds,
+        # Idle keep-alive connections live longer here than in the gateway's pool (httpx drops them after
+        # 5 s): with both at 5 s, the gateway could send a request on a connection this server was closing
+        # (a 502 on a POST it cannot retry; seen in the load test).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         server_header=False,
     )
 
