@@ -118,6 +118,19 @@ def amount_due(response: Any) -> int | None:
         return None
 
 
+def signed_in(user, form: dict[str, str], name: str) -> dict[str, str]:
+    """A staff or partner user's bearer header, from a token grant reused for ``TOKEN_REUSE_SECONDS``
+    (``user`` keeps ``client``, ``auth`` and ``signed_in_at``)."""
+    if time.monotonic() - user.signed_in_at > TOKEN_REUSE_SECONDS:
+        with user.client.post(
+            "/oauth/token", data=urlencode(form), headers=FORM, name=name, catch_response=True
+        ) as r:
+            if expect(r, 200):
+                user.auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+                user.signed_in_at = time.monotonic()
+    return user.auth
+
+
 class Resident(FastHttpUser):
     weight = KNOBS.resident_weight
     wait_time = between(KNOBS.think_min, KNOBS.think_max)
@@ -261,25 +274,16 @@ class Agent(FastHttpUser):
         self.signed_in_at = 0.0
 
     def headers(self) -> dict[str, str]:
-        if time.monotonic() - self.signed_in_at > TOKEN_REUSE_SECONDS:
-            with self.client.post(
-                "/oauth/token",
-                data=urlencode(
-                    {
-                        "grant_type": "password",
-                        "username": self.who["username"],
-                        "password": self.who["password"],
-                        "client_id": STAFF_CONSOLE,
-                    }
-                ),
-                headers=FORM,
-                name="/oauth/token (staff, password)",
-                catch_response=True,
-            ) as r:
-                if expect(r, 200):
-                    self.auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
-                    self.signed_in_at = time.monotonic()
-        return self.auth
+        return signed_in(
+            self,
+            {
+                "grant_type": "password",
+                "username": self.who["username"],
+                "password": self.who["password"],
+                "client_id": STAFF_CONSOLE,
+            },
+            "/oauth/token (staff, password)",
+        )
 
     def find_and_view(self, query: dict[str, str], name: str) -> None:
         with self.client.get(
@@ -328,24 +332,15 @@ class BankStream(FastHttpUser):
         self.signed_in_at = 0.0
 
     def headers(self) -> dict[str, str]:
-        if time.monotonic() - self.signed_in_at > TOKEN_REUSE_SECONDS:
-            with self.client.post(
-                "/oauth/token",
-                data=urlencode(
-                    {
-                        "grant_type": "client_credentials",
-                        "client_id": self.partner["client_id"],
-                        "client_secret": self.partner["secret"],
-                    }
-                ),
-                headers=FORM,
-                name="/oauth/token (bank, client credentials)",
-                catch_response=True,
-            ) as r:
-                if expect(r, 200):
-                    self.auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
-                    self.signed_in_at = time.monotonic()
-        return self.auth
+        return signed_in(
+            self,
+            {
+                "grant_type": "client_credentials",
+                "client_id": self.partner["client_id"],
+                "client_secret": self.partner["secret"],
+            },
+            "/oauth/token (bank, client credentials)",
+        )
 
     @task
     def collect(self) -> None:
