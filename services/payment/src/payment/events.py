@@ -65,3 +65,39 @@ class RefundCaseOpened(BaseModel):
     provider_txn_id: str
     amount_fen: int
     reason: str
+
+
+class _RefundCase(BaseModel):
+    case_id: str
+    payment_id: str  # the order the money was for
+    account_no: str
+    provider: str
+    provider_txn_id: str
+    amount_fen: int
+    status: str  # the case's status after the change
+
+
+@catalog.register("payment.refund_case.refund_requested")
+class RefundCaseRefundRequested(_RefundCase):
+    """Staff chose to refund the case's money: ``refund_no`` awaits a supervisor's approval."""
+
+    refund_no: str
+
+
+@catalog.register("payment.refund_case.reopened")
+class RefundCaseReopened(_RefundCase):
+    """The case's refund was rejected (or refused by the provider): the case is open again."""
+
+    refund_no: str
+    reason: str  # refund_rejected | refund_failed
+
+
+@catalog.register("payment.refund_case.resolved")
+class RefundCaseResolved(_RefundCase):
+    """The money went back to the payer (``refunded``: ``refund_no``) or became a prepaid top-up
+    (``applied``: ``applied_payment_id``, whose ``payment.payment.succeeded`` billing settles)."""
+
+    resolution: str  # refund | top_up
+    refund_no: str | None
+    applied_payment_id: str | None
+    resolved_at: datetime

@@ -71,6 +71,8 @@ class PaymentOrder(TimestampMixin, Base):
     paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # A prepaid order made from a refund case's money (``payment.domain.refund_cases``).
+    refund_case_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 class ProviderCallback(Base):
@@ -96,12 +98,15 @@ class ProviderCallback(Base):
 
 class RefundCase(TimestampMixin, Base):
     """Money a provider confirmed that no open order can take (paid after the order closed, or an
-    amount that differs): a person resolves it (refund it, or apply it as a top-up)."""
+    amount that differs): a person resolves it (``payment.domain.refund_cases``): refund it to the payer
+    (``refunding`` while the refund is approved and the provider refunds: ``refund_no``), or apply it as a
+    prepaid top-up to the account (``applied``: the succeeded order ``applied_order_no`` billing settles)."""
 
     __tablename__ = "refund_cases"
     __table_args__ = (
-        CheckConstraint("status IN ('open', 'refunded', 'applied', 'dismissed')", name="status"),
+        CheckConstraint("status IN ('open', 'refunding', 'refunded', 'applied', 'dismissed')", name="status"),
         UniqueConstraint("provider", "provider_txn_id", name="uq_refund_cases_provider_txn"),
+        Index("ix_refund_cases_status", "status", "id"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
@@ -111,7 +116,13 @@ class RefundCase(TimestampMixin, Base):
     amount_fen: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(40))  # order_closed | order_failed | amount_mismatch
     status: Mapped[str] = mapped_column(String(20), default="open")
-    resolution: Mapped[str | None] = mapped_column(Text)
+    resolution: Mapped[str | None] = mapped_column(Text)  # the resolver's note
+    paid_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the provider's time
+    refund_no: Mapped[str | None] = mapped_column(String(32))
+    applied_order_no: Mapped[str | None] = mapped_column(String(32))
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
 
 
 class AccountDues(Base):
@@ -171,6 +182,9 @@ class Refund(TimestampMixin, Base):
     decision_note: Mapped[str | None] = mapped_column(Text)
     provider_refund_id: Mapped[str | None] = mapped_column(String(64))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set for the refund of a refund case's money: billing never settled it, so its success reverses
+    # nothing (no ``payment.payment.refunded``) and it does not count against the order's amount.
+    refund_case_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 class InvoiceRequest(TimestampMixin, Base):

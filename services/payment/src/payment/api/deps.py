@@ -31,6 +31,13 @@ CanReadPayments = Annotated[
 CanTakeCash = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK,)))]
 CanRequestRefunds = Annotated[Principal, Depends(require(roles=(Role.AGENT, Role.BILLING_CLERK)))]
 CanApproveRefunds = Annotated[Principal, Depends(require(roles=(Role.BILLING_SUPERVISOR,)))]
+# Refund cases: billing staff resolve them (a case's refund is then approved by another supervisor).
+CanResolveRefundCases = Annotated[
+    Principal, Depends(require(roles=(Role.BILLING_CLERK, Role.BILLING_SUPERVISOR)))
+]
+CanReadRefundCases = Annotated[
+    Principal, Depends(require(roles=(Role.BILLING_CLERK, Role.BILLING_SUPERVISOR, Role.ANALYST)))
+]
 
 
 def ensure_account_access(principal: Principal, account_no: str) -> None:

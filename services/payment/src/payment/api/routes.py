@@ -7,26 +7,30 @@ never commit.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from payment import metrics as payment_metrics
-from payment.adapters.orm import PaymentOrder
+from payment.adapters.orm import PaymentOrder, RefundCase
 from payment.api.deps import (
     CanApproveRefunds,
     CanPay,
     CanReadPayments,
+    CanReadRefundCases,
     CanRequestRefunds,
+    CanResolveRefundCases,
     CanTakeCash,
     Uow,
     ensure_account_access,
 )
 from payment.domain.orders import Purpose
-from payment.service_layer import orders, refunds
+from payment.domain.refund_cases import Resolution
+from payment.service_layer import orders, refund_cases, refunds
 from utilis_shared.commands import IdempotencyKey, claim_for, execute, respond
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import problem_responses
@@ -337,3 +341,128 @@ async def request_invoice(
         }
 
     return respond(await execute(uow, command, present, status=201))
+
+
+# ---------------------------------------------------------------------------------------- refund cases
+class RefundCaseResolutionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: Resolution = Field(
+        description="refund: pay the money back through the provider (a billing_supervisor other than you "
+        "approves the refund); top_up: apply it to the account's prepaid balance at once"
+    )
+    note: str = Field(min_length=2, max_length=500, examples=["订单关闭后用户仍完成支付，经电话核实转为预存"])
+
+
+class RefundCaseRead(BaseModel):
+    case_id: uuid.UUID
+    order_no: str
+    account_no: str
+    provider: str
+    provider_txn_id: str
+    amount: Money
+    reason: str = Field(description="order_closed, order_failed or amount_mismatch")
+    status: Literal["open", "refunding", "refunded", "applied", "dismissed"]
+    paid_at: str | None
+    note: str | None
+    refund_no: str | None = Field(description="the refund paying the money back (refund resolution)")
+    applied_order_no: str | None = Field(description="the prepaid order made of it (top_up resolution)")
+    resolved_by: str | None
+    resolved_at: str | None
+    opened_at: str
+
+
+class RefundCasePage(BaseModel):
+    items: list[RefundCaseRead]
+    next_cursor: str | None
+
+
+def refund_case_read(case: RefundCase, account_no: str) -> dict[str, Any]:
+    return {
+        "case_id": str(case.id),
+        "order_no": case.order_no,
+        "account_no": account_no,
+        "provider": case.provider,
+        "provider_txn_id": case.provider_txn_id,
+        "amount": {"amount_fen": case.amount_fen, "currency": "CNY"},
+        "reason": case.reason,
+        "status": case.status,
+        "paid_at": case.paid_at.isoformat() if case.paid_at else None,
+        "note": case.resolution,
+        "refund_no": case.refund_no,
+        "applied_order_no": case.applied_order_no,
+        "resolved_by": case.resolved_by,
+        "resolved_at": case.resolved_at.isoformat() if case.resolved_at else None,
+        "opened_at": case.created_at.isoformat(),
+    }
+
+
+@router.get(
+    "/refund-cases",
+    response_model=RefundCasePage,
+    responses=READ_ERRORS,
+    summary="Refund cases (money no open order could take), oldest first; filter by status",
+    tags=["refund cases"],
+)
+async def list_refund_cases(
+    uow: Uow,
+    principal: CanReadRefundCases,
+    status: Literal["open", "refunding", "refunded", "applied", "dismissed"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=refund_cases.MAX_LIMIT)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    async with uow:
+        page = await refund_cases.list_cases(uow.session, status=status, limit=limit, cursor=cursor)
+    return {"items": [refund_case_read(c, a) for c, a in page.items], "next_cursor": page.next_cursor}
+
+
+@router.get(
+    "/refund-cases/{case_id}",
+    response_model=RefundCaseRead,
+    responses=READ_ERRORS,
+    summary="One refund case and how it was resolved",
+    tags=["refund cases"],
+)
+async def get_refund_case(case_id: uuid.UUID, uow: Uow, principal: CanReadRefundCases) -> dict[str, Any]:
+    async with uow:
+        case = await refund_cases.get_case(uow.session, case_id)
+        order = await orders.get_order(uow.session, case.order_no)
+    return refund_case_read(case, order.account_no)
+
+
+@router.post(
+    "/refund-cases/{case_id}/resolution",
+    response_model=RefundCaseRead,
+    responses=WRITE_ERRORS,
+    summary="Resolve an open refund case: refund the money (four eyes) or apply it as a prepaid top-up",
+    description="`refund` requests a refund of the case's whole amount (`refunding`; it is approved with "
+    "`POST /refunds/{refund_no}/decision` by a billing_supervisor who is not you, then the provider refunds "
+    "and the case is `refunded`; a rejected refund reopens the case). `top_up` records a succeeded prepaid "
+    "order of the amount for the order's account (`applied`): billing settles it into the prepaid balance. "
+    "Send an `Idempotency-Key`: a retry gets the same answer. A case no longer open is 409 "
+    "`refund_case_not_open`.",
+    tags=["refund cases"],
+)
+async def resolve_refund_case(
+    request: Request,
+    case_id: uuid.UUID,
+    body: RefundCaseResolutionCreate,
+    uow: Uow,
+    principal: CanResolveRefundCases,
+    key: IdempotencyKey = None,
+) -> JSONResponse:
+    async def command(u: UnitOfWork) -> tuple[RefundCase, str]:
+        case = await refund_cases.resolve(
+            u,
+            case_id=case_id,
+            resolution=body.resolution,
+            note=body.note,
+            by=principal.audit_actor,
+            now=utcnow(),
+        )
+        order = await orders.get_order(u.session, case.order_no)
+        return case, order.account_no
+
+    claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
+    result = await execute(uow, command, lambda r: refund_case_read(*r), claim=claim)
+    return respond(payment_metrics.observed(uow, result))

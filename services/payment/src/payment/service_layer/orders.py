@@ -232,6 +232,7 @@ async def _open_refund_case(uow: UnitOfWork, order: PaymentOrder, notice: Notice
             amount_fen=notice.amount_fen,
             reason=reason,
             status="open",
+            paid_at=notice.paid_at,
         )
         .on_conflict_do_nothing(constraint="uq_refund_cases_provider_txn")
         .returning(RefundCase.id)

@@ -11,6 +11,11 @@ under the order's row lock). When they add up to the amount, the order becomes `
 The provider's refund *request* (WeChat ``/v3/refund/domestic/refunds``, Alipay ``alipay.trade.refund``, the
 bank's refund message) is not sent yet: an approved online refund waits, ``submitted``, for the provider's
 notice (the simulator sends one in tests); see the README.
+
+A refund of a **refund case**'s money (``refund_case_id``; ``service_layer/refund_cases.py``) goes through the
+same approval and notice, but billing never settled that money: it does not count against the order's
+amount, its success moves no ``refunded_fen`` and emits no ``payment.payment.refunded`` (the case is
+``refunded`` instead), and its rejection reopens the case.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from sqlalchemy import func, select
 from payment.adapters.orm import InvoiceRequest, PaymentOrder, Refund
 from payment.domain.orders import OrderStatus
 from payment.events import PaymentRefunded, catalog
+from payment.service_layer import refund_cases
 from payment.service_layer.orders import COUNTER, Notice, _order_payload, _problem, get_order
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import NotFound
@@ -39,7 +45,9 @@ async def _committed_fen(session, order_no: str) -> int:
         (
             await session.execute(
                 select(func.coalesce(func.sum(Refund.amount_fen), 0)).where(
-                    Refund.order_no == order_no, Refund.status.in_(OPEN_OR_DONE)
+                    Refund.order_no == order_no,
+                    Refund.status.in_(OPEN_OR_DONE),
+                    Refund.refund_case_id.is_(None),  # a refund case's money is not the order's
                 )
             )
         ).scalar_one()
@@ -101,6 +109,8 @@ async def decide_refund(
     refund.approved_by, refund.decision_note = decided_by, note
     if not approve:
         refund.status = "rejected"
+        if refund.refund_case_id is not None:
+            await refund_cases.refund_ended(uow, refund, succeeded=False, reason="refund_rejected", at=now)
     elif order.provider == COUNTER:
         _succeed(uow, order, refund, provider_refund_id=f"counter:{refund_no}", at=now)
     else:
@@ -147,7 +157,13 @@ async def apply_refund_notice(uow: UnitOfWork, notice: Notice) -> str:
         return "duplicate"
     if refund.status != "submitted" or refund.amount_fen != notice.amount_fen:
         return "conflict"
-    _succeed(uow, order, refund, provider_refund_id=notice.provider_txn_id, at=notice.paid_at or utcnow())
+    at = notice.paid_at or utcnow()
+    if refund.refund_case_id is not None:  # a refund case's money: billing has nothing to reverse
+        refund.status, refund.completed_at = "succeeded", at
+        refund.provider_refund_id = notice.provider_txn_id
+        await refund_cases.refund_ended(uow, refund, succeeded=True, reason="", at=at)
+        return "applied"
+    _succeed(uow, order, refund, provider_refund_id=notice.provider_txn_id, at=at)
     return "applied"
 
 
