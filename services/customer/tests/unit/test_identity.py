@@ -82,3 +82,21 @@ def test_phone_normalisation(raw: str, normalised: str) -> None:
 def test_bad_phones(raw: str) -> None:
     with pytest.raises(InvalidPhone):
         validate_phone(raw)
+
+
+@given(st.from_regex(r"\A[0-9]{17}\Z"))
+def test_check_character_is_the_mod_11_2_of_the_standard(body: str) -> None:
+    weights = [2 ** (17 - i) % 11 for i in range(17)]  # GB 11643-1999: W_i = 2^(i-1) mod 11, i = 18..2
+    remainder = sum(int(c) * w for c, w in zip(body, weights, strict=True)) % 11
+    assert resident_id_check_char(body) == "10X98765432"[remainder]
+
+
+def test_full_width_digits_become_ascii() -> None:
+    # Spreadsheets typed with a Chinese input method may hold full-width digits: same person, same index.
+    assert validate_resident_id("１１０１０５１９４９１２３１００２Ｘ") == "11010519491231002X"
+
+
+@pytest.mark.parametrize("first17", ["1101051949123100", "1101051949123100x2", "１１０１０５１９４９１２３１００２"])
+def test_check_character_needs_17_ascii_digits(first17: str) -> None:
+    with pytest.raises(ValueError, match="17 ASCII digits"):
+        resident_id_check_char(first17)

@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 from enum import StrEnum
+from operator import mul
 
 from utilis_shared.pii import normalise
 
@@ -34,17 +36,23 @@ class InvalidIdentity(ValueError):
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-_ID_RE = re.compile(r"^\d{17}[\dX]$")
+_ID_RE = re.compile(r"^[0-9]{17}[0-9X]$")
+_ASCII_ZERO_WEIGHT = ord("0") * sum(_ID_WEIGHTS)  # the weighted sum of 17 zeros' character codes
 
 
 def resident_id_check_char(first17: str) -> str:
-    total = sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True))
+    """The check character of 17 ASCII digits (an import checks one per row: the weighted sum is taken
+    over the character codes, less the zeros' share, in one C-level pass)."""
+    if len(first17) != 17 or not first17.isdigit() or not first17.isascii():
+        raise ValueError("a resident ID number's first part is 17 ASCII digits")
+    total = sum(map(mul, first17.encode(), _ID_WEIGHTS)) - _ASCII_ZERO_WEIGHT
     return _ID_CHECK[total % 11]
 
 
 def validate_resident_id(number: str, *, today: date | None = None) -> str:
-    """Return the normalised 18-character number or raise :class:`InvalidIdentity`."""
-    n = normalise(number)
+    """Return the normalised 18-character number (ASCII: full-width digits, as some spreadsheets hold
+    them, become plain ones) or raise :class:`InvalidIdentity`."""
+    n = normalise(number if number.isascii() else unicodedata.normalize("NFKC", number))
     if not _ID_RE.match(n):
         raise InvalidIdentity("A resident ID number has 17 digits and a check digit or X.")
     try:

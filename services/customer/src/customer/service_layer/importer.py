@@ -559,9 +559,10 @@ class _InitialLoad:
 
     async def rebuild(self) -> None:
         """Create the indexes and constraints again (plain indexes, unique ones, then foreign keys, which
-        are validated here in one pass each)."""
-        for sql in self.recreate:
-            await self.pg.execute(sql)
+        are validated here in one pass each): one message, so that this process is free while PostgreSQL
+        builds them (the loader works out the probable duplicates meanwhile)."""
+        if self.recreate:
+            await self.pg.execute(";\n".join(self.recreate))
 
     async def commit(self) -> None:
         await self.transaction.commit()
@@ -648,7 +649,7 @@ class _Loader:
         self.touched: set[uuid.UUID] = set()  # customers given an account by this run
         self.id_keys: dict[str, tuple[str, str]] = {}  # the batch's ID numbers -> (blind index, masked)
         # An initial load's (customer, premise) of every account and property certificate of every premise,
-        # for the probable-duplicate rule at the end (see _duplicate_pairs).
+        # for the probable-duplicate rule at the end (see duplicate_pairs).
         self.holdings: list[tuple[uuid.UUID, uuid.UUID]] = []
         self.certs: dict[uuid.UUID, str] = {}
         self.phone_keys: dict[str, tuple[str, str]] = {}  # the batch's phones -> (blind index, masked)
@@ -1037,15 +1038,19 @@ class _Loader:
 
     # -- after the last batch -----------------------------------------------------------------------
 
-    async def flag_duplicates(self) -> int:
+    async def flag_duplicates(self, pairs: list[tuple[uuid.UUID, uuid.UUID]] | None = None) -> int:
+        """Raise the probable-duplicate flags for the customers this run gave accounts to. ``pairs``: an
+        initial load's, worked out in memory beforehand (:meth:`duplicate_pairs`); otherwise found by
+        :data:`_DUPLICATE_CANDIDATES` over the whole archive."""
         if not self.touched:
             return 0
         pg = self.write
         async with pg.transaction():
-            if self.initial_load:
-                pairs: Any = self._duplicate_pairs()
-            else:
-                pairs = await pg.fetch(_DUPLICATE_CANDIDATES, list(self.touched), DUPLICATE_REASON)
+            if pairs is None:
+                if self.initial_load:
+                    pairs = self.duplicate_pairs()
+                else:
+                    pairs = await pg.fetch(_DUPLICATE_CANDIDATES, list(self.touched), DUPLICATE_REASON)
             if not pairs:
                 return 0
             inserted = await pg.fetch(
@@ -1057,7 +1062,7 @@ class _Loader:
             )
         return len(inserted)
 
-    def _duplicate_pairs(self) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    def duplicate_pairs(self) -> list[tuple[uuid.UUID, uuid.UUID]]:
         """:data:`_DUPLICATE_CANDIDATES` for an initial load, from memory: the whole archive is this run's
         (every customer is in the cache, none merged, no flags yet), so the query's join over all of it
         is a grouping of what the loader already holds. Pairs of customers sharing a contact phone (blind
@@ -1499,9 +1504,15 @@ async def import_archive(
                         if len(group_error.exceptions) == 1:
                             raise group_error.exceptions[0]  # noqa: B904 - its own cause is kept
                         raise
-                if bulk is not None:
-                    await bulk.rebuild()
-                summary.duplicates_flagged = await loader.flag_duplicates()
+                pairs = None
+                if bulk is not None:  # PostgreSQL builds the indexes while this process finds the pairs
+                    rebuilding = asyncio.ensure_future(bulk.rebuild())
+                    try:
+                        await asyncio.sleep(0)  # the statements go out
+                        pairs = loader.duplicate_pairs()
+                    finally:
+                        await rebuilding
+                summary.duplicates_flagged = await loader.flag_duplicates(pairs)
                 _finish(summary, outcome[0], report, started)
                 changes = json.dumps({"file": path.name, **summary.counts()}, ensure_ascii=False)
                 await write.execute(
