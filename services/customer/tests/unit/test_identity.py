@@ -96,7 +96,9 @@ def test_full_width_digits_become_ascii() -> None:
     assert validate_resident_id("１１０１０５１９４９１２３１００２Ｘ") == "11010519491231002X"
 
 
-@pytest.mark.parametrize("first17", ["1101051949123100", "1101051949123100x2", "１１０１０５１９４９１２３１００２"])
+@pytest.mark.parametrize(
+    "first17", ["1101051949123100", "1101051949123100x2", "１１０１０５１９４９１２３１００２"]
+)
 def test_check_character_needs_17_ascii_digits(first17: str) -> None:
     with pytest.raises(ValueError, match="17 ASCII digits"):
         resident_id_check_char(first17)
