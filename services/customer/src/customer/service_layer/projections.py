@@ -8,8 +8,8 @@ count once. Producers own the payload schemas; the fields read here are listed i
 
 from __future__ import annotations
 
-from sqlalchemy import literal_column
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, literal_column
+from sqlalchemy.dialects.postgresql import JSONB, Insert, insert
 
 from customer.adapters.orm import AccountProjection
 from utilis_shared.db import UnitOfWork
@@ -51,16 +51,32 @@ async def project(uow: UnitOfWork, event: Event) -> None:
             raise ProjectionError(f"{event.type} without {key_field}")
         item_key = str(data[key_field])
     data["last_event_type"] = event.type
-    stmt = insert(AccountProjection).values(
-        account_no=account_no,
-        view=view,
-        item_key=item_key,
-        data=data,
-        event_id=event.id,
-        event_time=event.time,
+    await uow.session.execute(
+        _UPSERT,
+        {
+            "b_account_no": account_no,
+            "b_view": view,
+            "b_item_key": item_key,
+            "b_data": data,
+            "b_event_id": event.id,
+            "b_event_time": event.time,
+        },
     )
+
+
+def _upsert() -> Insert:
+    """The projection's upsert, built once (a consumer applies thousands of events a minute at the
+    payment peak; building and caching the statement per event was most of its CPU)."""
     table = AccountProjection.__table__
-    stmt = stmt.on_conflict_do_update(
+    stmt = insert(table).values(
+        account_no=bindparam("b_account_no"),
+        view=bindparam("b_view"),
+        item_key=bindparam("b_item_key"),
+        data=bindparam("b_data", type_=JSONB),
+        event_id=bindparam("b_event_id"),
+        event_time=bindparam("b_event_time"),
+    )
+    return stmt.on_conflict_do_update(
         index_elements=["account_no", "view", "item_key"],
         set_={
             "data": table.c.data.op("||")(stmt.excluded.data),
@@ -70,7 +86,8 @@ async def project(uow: UnitOfWork, event: Event) -> None:
         },
         where=table.c.event_time <= stmt.excluded.event_time,
     )
-    await uow.session.execute(stmt)
 
+
+_UPSERT = _upsert()
 
 registry.on(*PROJECTED)(project)
