@@ -56,6 +56,20 @@ class PaymentRefunded(_Order):
     refunded_at: datetime
 
 
+@catalog.register("payment.refund.failed")
+class RefundFailed(BaseModel):
+    """The provider refused an approved refund (``code`` is the provider's): no money left; a refund of an
+    order frees its amount for another request, a refund case's reopens the case."""
+
+    refund_no: str
+    payment_id: str
+    account_no: str
+    amount_fen: int
+    provider: str
+    code: str
+    refund_case_id: str | None
+
+
 @catalog.register("payment.refund_case.opened")
 class RefundCaseOpened(BaseModel):
     case_id: str

@@ -28,9 +28,15 @@ class Settings(ServiceSettings):
     # Development and test: the provider simulator's key bundle (``payment dev-keys``); see
     # adapters/channels.configured_adapters.
     provider_keys_file: str | None = None
-    # Order queries for pending orders past their expiry: the provider's gateway per provider (the
-    # simulator's in development); an expired order is asked about until this long after its expiry.
+    # The provider's API gateway per provider (the simulator's in development): order queries for pending
+    # orders past their expiry, and refund requests; an expired order is asked about until this long after
+    # its expiry. A provider without one is never called (its refunds wait for the provider's notice).
     provider_query_urls: dict[str, str] = Field(default_factory=dict)
+    # Refund requests: each HTTP call's timeout, tries per round (timeouts and the provider's system errors
+    # only: the refund number is the provider's idempotency key), and when the scheduler tries again.
+    provider_request_timeout_seconds: float = 10.0
+    refund_request_attempts: int = 3
+    refund_retry_seconds: int = 60
     expiry_grace_seconds: int = 24 * 3600
     expiry_sweep_seconds: float = 30.0
 

@@ -168,6 +168,11 @@ class Refund(TimestampMixin, Base):
         CheckConstraint("approved_by IS NULL OR approved_by <> requested_by", name="four_eyes"),
         UniqueConstraint("refund_no", name="uq_refunds_refund_no"),
         Index("ix_refunds_order", "order_no", "created_at"),
+        Index(
+            "ix_refunds_to_send",
+            "last_attempt_at",
+            postgresql_where=text("status = 'submitted' AND sent_at IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
@@ -185,6 +190,13 @@ class Refund(TimestampMixin, Base):
     # Set for the refund of a refund case's money: billing never settled it, so its success reverses
     # nothing (no ``payment.payment.refunded``) and it does not count against the order's amount.
     refund_case_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # The refund request sent to the provider (``service_layer/refund_requests.py``): when the provider
+    # accepted it, how often it was tried, the last transient error, the provider's refusal code (failed).
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    send_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    failure_code: Mapped[str | None] = mapped_column(String(64))
 
 
 class InvoiceRequest(TimestampMixin, Base):

@@ -30,8 +30,8 @@ from payment.api.deps import (
 )
 from payment.domain.orders import Purpose
 from payment.domain.refund_cases import Resolution
-from payment.service_layer import orders, refund_cases, refunds
-from utilis_shared.commands import IdempotencyKey, claim_for, execute, respond
+from payment.service_layer import orders, refund_cases, refund_requests, refunds
+from utilis_shared.commands import CommandResult, IdempotencyKey, claim_for, execute, respond
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import problem_responses
 from utilis_shared.timeutil import utcnow
@@ -220,6 +220,8 @@ class RefundRead(BaseModel):
     status: Literal["requested", "submitted", "succeeded", "rejected", "failed"]
     requested_by: str
     approved_by: str | None
+    sent_at: str | None = Field(None, description="when the provider accepted the refund request")
+    failure_code: str | None = Field(None, description="the provider's refusal code (status failed)")
 
 
 def refund_read(refund) -> dict[str, Any]:
@@ -232,6 +234,8 @@ def refund_read(refund) -> dict[str, Any]:
         "status": refund.status,
         "requested_by": refund.requested_by,
         "approved_by": refund.approved_by,
+        "sent_at": refund.sent_at.isoformat() if refund.sent_at else None,
+        "failure_code": refund.failure_code,
     }
 
 
@@ -269,9 +273,14 @@ async def request_refund(
     response_model=RefundRead,
     responses=WRITE_ERRORS,
     summary="Approve or reject a refund request (not by its requester); a counter refund succeeds at once",
+    description="An approved online refund is `submitted` and its request sent to the provider right after "
+    "the approval commits (`sent_at` once the provider accepted it; retried by the scheduler otherwise with "
+    "the same refund number); the provider's refund notice completes it. A refund the provider refuses is "
+    "`failed` with the provider's `failure_code`.",
     tags=["refunds"],
 )
 async def decide_refund(
+    request: Request,
     refund_no: Annotated[str, Path(pattern=r"^R[0-9]{20}$")],
     body: RefundDecision,
     uow: Uow,
@@ -287,7 +296,22 @@ async def decide_refund(
             now=utcnow(),
         )
 
-    return respond(payment_metrics.observed(uow, await execute(uow, command, refund_read)))
+    result = payment_metrics.observed(uow, await execute(uow, command, refund_read))
+    if result.body["status"] == "submitted":
+        state = request.app.state
+        outcome = await refund_requests.send_refund(
+            state.session_factory,
+            state.settings,
+            state.channels,
+            state.provider_http,
+            refund_no=refund_no,
+            now=utcnow(),
+        )
+        if outcome != "skipped":
+            async with uow:
+                refreshed = await refunds.get_refund(uow.session, refund_no)
+            result = CommandResult(status=result.status, body=refund_read(refreshed))
+    return respond(result)
 
 
 class InvoiceCreate(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
@@ -42,11 +43,16 @@ def create(settings: Settings | None = None, *, channels: Channels | None = None
         app.state.kafka_probe = KafkaProbe(settings.kafka_bootstrap)
         app.state.token_verifier = TokenVerifier.from_settings(settings)
         app.state.redis = Redis.from_url(settings.redis_url)
+        # Calls to the providers' APIs (refund requests): bounded, never inside a transaction.
+        app.state.provider_http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.provider_request_timeout_seconds, connect=3.0)
+        )
         app.state.channels = channels or callbacks.channels_from_settings(settings)
         try:
             yield
         finally:
             await app.state.redis.aclose()
+            await app.state.provider_http.aclose()
             await app.state.kafka_probe.close()
             await engine.dispose()
 

@@ -1,6 +1,8 @@
 """The ``scheduler`` process: pending orders past their expiry are asked about at their provider, then
-settled or closed (``service_layer/expiry.py``), every ``expiry_sweep_seconds``. Two replicas are safe:
-each order is settled or closed under its row lock, exactly once."""
+settled or closed (``service_layer/expiry.py``), and approved refunds the provider has not accepted yet are
+sent (again) to it (``service_layer/refund_requests.py``), every ``expiry_sweep_seconds``. Two replicas are
+safe: each order is settled or closed under its row lock, exactly once; a refund request sent twice is one
+refund at the provider (its refund number is the provider's idempotency key)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from payment.api.callbacks import channels_from_settings
 from payment.service_layer.expiry import sweep_expired
+from payment.service_layer.refund_requests import send_due_refunds
 from payment.settings import Settings
 from utilis_shared.db import create_session_factory
 from utilis_shared.timeutil import utcnow
@@ -47,5 +50,13 @@ class Scheduler:
                     log.info("expired orders swept", extra={"summary": str(summary)})
             except Exception:  # keep the process alive; the next round tries again
                 log.exception("expiry sweep failed")
+            try:
+                sent = await send_due_refunds(
+                    self.session_factory, self.settings, self.channels, self.http, now=utcnow()
+                )
+                if sent.sent:
+                    log.info("refund requests sent", extra={"summary": str(sent)})
+            except Exception:
+                log.exception("refund requests failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.expiry_sweep_seconds)

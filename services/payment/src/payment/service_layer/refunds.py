@@ -8,9 +8,9 @@ settlement (re-applying what was not refunded). A request may be ``rejected`` in
 refunds of an order never exceed its amount: requested, submitted and succeeded refunds count (checked
 under the order's row lock). When they add up to the amount, the order becomes ``refunded``.
 
-The provider's refund *request* (WeChat ``/v3/refund/domestic/refunds``, Alipay ``alipay.trade.refund``, the
-bank's refund message) is not sent yet: an approved online refund waits, ``submitted``, for the provider's
-notice (the simulator sends one in tests); see the README.
+Once approved, the refund request is sent to the provider (WeChat ``/v3/refund/domestic/refunds``, Alipay
+``alipay.trade.refund``, the bank's ``REFUND_REQUEST``: ``service_layer/refund_requests.py``); the refund
+stays ``submitted`` until the provider's verified refund notice, or ``failed`` when the provider refuses.
 
 A refund of a **refund case**'s money (``refund_case_id``; ``service_layer/refund_cases.py``) goes through the
 same approval and notice, but billing never settled that money: it does not count against the order's
@@ -24,7 +24,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from payment.adapters.orm import InvoiceRequest, PaymentOrder, Refund
+from payment.adapters.orm import InvoiceRequest, PaymentOrder, Refund, RefundCase
 from payment.domain.orders import OrderStatus
 from payment.events import PaymentRefunded, catalog
 from payment.service_layer import refund_cases
@@ -85,6 +85,17 @@ async def request_refund(
     return refund
 
 
+async def get_refund(session, refund_no: str) -> Refund:
+    refund = (
+        await session.execute(
+            select(Refund).where(Refund.refund_no == refund_no).execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if refund is None:
+        raise RefundNotFound(f"No refund {refund_no}.")
+    return refund
+
+
 async def _refund(session, refund_no: str) -> Refund:
     refund = (
         await session.execute(select(Refund).where(Refund.refund_no == refund_no).with_for_update())
@@ -140,19 +151,27 @@ def _succeed(uow: UnitOfWork, order: PaymentOrder, refund: Refund, *, provider_r
     )
 
 
+#: Where each provider's refund notice names our refund number (WeChat, Alipay's ``out_biz_no``, the bank).
+_REFUND_NO_FIELDS = ("out_refund_no", "out_request_no", "out_biz_no", "refund_no")
+
+
 async def apply_refund_notice(uow: UnitOfWork, notice: Notice) -> str:
-    """The provider confirms a refund: the submitted refund it names succeeds (once)."""
+    """The provider confirms a refund: the submitted refund it names succeeds (once). The notice names the
+    trade as the provider knows it: the refund's own order, or, for a prepaid order made from a refund
+    case, the case's order (``service_layer/refund_cases.py``)."""
     order = await get_order(uow.session, notice.order_no, lock=True)
-    refund_no = str(notice.raw.get("out_refund_no") or notice.raw.get("out_request_no") or "")
+    refund_no = next((str(notice.raw[k]) for k in _REFUND_NO_FIELDS if notice.raw.get(k)), "")
     refund = (
-        await uow.session.execute(
-            select(Refund)
-            .where(Refund.refund_no == refund_no, Refund.order_no == order.order_no)
-            .with_for_update()
-        )
+        await uow.session.execute(select(Refund).where(Refund.refund_no == refund_no).with_for_update())
     ).scalar_one_or_none()
     if refund is None:
         return "conflict"  # a refund we never asked for: recorded with the callback, for a person
+    if refund.order_no != order.order_no:
+        own = await get_order(uow.session, refund.order_no, lock=True)
+        case = await uow.session.get(RefundCase, own.refund_case_id) if own.refund_case_id else None
+        if case is None or case.order_no != order.order_no or own.provider != notice.provider:
+            return "conflict"
+        order = own
     if refund.status == "succeeded":
         return "duplicate"
     if refund.status != "submitted" or refund.amount_fen != notice.amount_fen:

@@ -34,6 +34,15 @@ query is a form ``POST`` to ``/gateway.do``. The query's JSON answer is
 *exact bytes as received* (not re-serialised). ``code`` ``10000`` = found; ``40004`` with ``sub_code``
 ``ACQ.TRADE_NOT_EXIST`` = not found. ``TRADE_CLOSED`` with a ``send_pay_date`` was paid and then fully
 refunded: ``succeeded`` (the refund is its own notice).
+
+**Refund request** (``alipay.trade.refund``, a form ``POST`` to ``/gateway.do`` signed as the query):
+``biz_content`` ``{"trade_no", "out_trade_no", "refund_amount" (yuan), "out_request_no" (our refund no:
+Alipay's idempotency key for a partial refund), "refund_reason"}``. The answer
+``{"alipay_trade_refund_response": {...}, "sign"}`` is verified over the node's bytes as received:
+``code`` ``10000`` = accepted (Alipay then notifies the trade's ``notify_url`` with ``refund_fee`` and
+``out_biz_no``); ``20000`` / ``ACQ.SYSTEM_ERROR`` = retry; any other ``sub_code``
+(``ACQ.TRADE_STATUS_ERROR``, ``ACQ.SELLER_BALANCE_NOT_ENOUGH``, ``ACQ.REFUND_AMT_NOT_EQUAL_TOTAL`` ...) =
+refused.
 """
 
 from __future__ import annotations
@@ -50,6 +59,8 @@ from payment.adapters.providers.base import (
     CallbackRejected,
     QueryAnswer,
     QueryRequest,
+    RefundAnswer,
+    RefundTarget,
     check_window,
     fen_to_yuan,
     load_rsa_private_key,
@@ -64,6 +75,11 @@ from payment.adapters.providers.base import (
 GATEWAY = "https://openapi.alipay.com/gateway.do"
 QUERY_METHOD = "alipay.trade.query"
 QUERY_NODE = "alipay_trade_query_response"
+REFUND_METHOD = "alipay.trade.refund"
+REFUND_NODE = "alipay_trade_refund_response"
+#: Answers that say "try again" (the same ``out_request_no`` is Alipay's idempotency key for a refund).
+_RETRY_CODES = {"20000", "20001"}
+_RETRY_SUB_CODES = {"ACQ.SYSTEM_ERROR", "ACQ.REFUND_FEE_ERROR_RETRY", "aop.ACQ.SYSTEM_ERROR"}
 
 _CHARSETS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk", "gb2312": "gbk", "": "utf-8"}
 _PAID = {"TRADE_SUCCESS", "TRADE_FINISHED"}
@@ -271,6 +287,51 @@ class AlipayAdapter:
             paid_at=_alipay_time(_required(node, "send_pay_date")) if paid else None,
             raw=node,
         )
+
+    # ---------------------------------------------------------------------------------- refunds
+    def build_refund_request(self, target: RefundTarget, *, now: datetime) -> QueryRequest:
+        if target.refund_fen <= 0 or target.refund_fen > target.total_fen:
+            raise ValueError("a refund is positive and at most the order's total")
+        biz = {
+            "trade_no": target.provider_txn_id,
+            "out_trade_no": target.order_no,
+            "refund_amount": fen_to_yuan(target.refund_fen),
+            "out_request_no": target.refund_no,
+            "refund_reason": target.reason[:80],
+        }
+        params = self._common(REFUND_METHOD, now) | {
+            "biz_content": json.dumps(biz, ensure_ascii=False, separators=(",", ":"))
+        }
+        body = urlencode(sorted(self.sign_params(params).items()), quote_via=quote).encode("ascii")
+        return QueryRequest(
+            "POST", "/gateway.do", {"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"}, body
+        )
+
+    def parse_refund_response(
+        self, *, status_code: int, headers: Mapping[str, str], body: bytes, refund_no: str, now: datetime
+    ) -> RefundAnswer:
+        if status_code != 200:
+            raise CallbackRejected("malformed", f"HTTP {status_code}")
+        node, signed_text, sign = response_node(body, REFUND_NODE)
+        rsa_sha256_verify(self._alipay_key, signed_text.encode(), sign)
+        code, sub_code = str(node.get("code") or ""), str(node.get("sub_code") or "")
+        if code == "10000":
+            trade_no = _required(node, "trade_no")
+            return RefundAnswer(
+                self.name,
+                refund_no,
+                "accepted",
+                provider_refund_id=f"{trade_no}:refund:{refund_no}",
+                raw=node,
+            )
+        message = str(node.get("sub_msg") or node.get("msg") or "")
+        if code in _RETRY_CODES or sub_code in _RETRY_SUB_CODES:
+            return RefundAnswer(
+                self.name, refund_no, "retry", code=sub_code or code, message=message, raw=node
+            )
+        if not code:
+            raise CallbackRejected("malformed", "answer without code")
+        return RefundAnswer(self.name, refund_no, "refused", code=sub_code or code, message=message, raw=node)
 
 
 def response_node(body: bytes, node_name: str) -> tuple[dict[str, Any], str, str]:

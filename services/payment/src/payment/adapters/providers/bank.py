@@ -18,7 +18,8 @@ charset=utf-8``, headers
 **Notification body**: ``{"msg_type": "PAY_NOTIFY" | "REFUND_NOTIFY", "bank_code", "merchant_no" (ours,
 else wrong_recipient), "order_no", "bank_serial_no" (the dedupe key; for a refund the refund's own serial),
 "amount_fen" (int), "currency": "CNY", "status": "SUCCESS" | "FAILED" | "CLOSED" | "PROCESSING",
-"paid_time": "YYYYMMDDHHMMSS" (Beijing, required for SUCCESS), "payer_account_masked", "fail_reason"}``.
+"paid_time": "YYYYMMDDHHMMSS" (Beijing, required for SUCCESS), "payer_account_masked", "fail_reason"}``;
+a ``REFUND_NOTIFY`` also names our ``refund_no``.
 ``SUCCESS`` -> succeeded (``refunded`` for ``REFUND_NOTIFY``), ``FAILED`` -> failed, ``CLOSED`` -> closed,
 ``PROCESSING`` -> ``not_final`` (acknowledged, not applied). The body's ``bank_code`` must equal the header's.
 
@@ -32,6 +33,14 @@ else wrong_recipient), "order_no", "bank_serial_no" (the dedupe key; for a refun
 message signed as a notification: ``{"msg_type": "QUERY_RESPONSE", "bank_code", "merchant_no",
 "order_no", "result": "FOUND" | "NOT_FOUND", "status", "bank_serial_no", "amount_fen", "paid_time"}``
 (``PROCESSING`` -> pending).
+
+**Refund request** ``POST /api/refund`` (signed as above): ``{"msg_type": "REFUND_REQUEST", "bank_code",
+"merchant_no", "order_no", "bank_serial_no" (the payment's), "refund_no" (ours: the bank's idempotency
+key), "refund_amount_fen", "currency", "reason", "notify_url", "request_time"}``. The bank answers with a
+message signed as a notification: ``{"msg_type": "REFUND_RESPONSE", "bank_code", "merchant_no",
+"refund_no", "return_code", "return_msg", "bank_refund_serial_no"}``: ``0000`` = accepted (its
+``REFUND_NOTIFY``, carrying ``refund_no``, completes the refund), ``9000`` (system busy) = retry, any other
+code (``2001`` balance insufficient, ``2002`` not refundable, ``2003`` amount exceeds ...) = refused.
 """
 
 from __future__ import annotations
@@ -51,6 +60,8 @@ from payment.adapters.providers.base import (
     CallbackRejected,
     QueryAnswer,
     QueryRequest,
+    RefundAnswer,
+    RefundTarget,
     b64decode_strict,
     check_window,
     header,
@@ -66,6 +77,7 @@ SignType = Literal["RSA2", "SM2"]
 TIME_FORMAT = "%Y%m%d%H%M%S"
 _NONCE = re.compile(r"[0-9A-Za-z]{16,64}")
 _STATUSES = {"SUCCESS": "succeeded", "FAILED": "failed", "CLOSED": "closed"}
+REFUND_ACCEPTED, REFUND_RETRY = "0000", "9000"
 SIGNED_HEADERS = (
     "X-Bank-Code",
     "X-Bank-Timestamp",
@@ -330,3 +342,42 @@ class BankDirectAdapter:
             paid_at=shanghai_time(_str(data, "paid_time"), TIME_FORMAT) if status == "succeeded" else None,
             raw=data,
         )
+
+    # ---------------------------------------------------------------------------------- refunds
+    def build_refund_request(self, target: RefundTarget, *, now: datetime) -> QueryRequest:
+        if target.refund_fen <= 0 or target.refund_fen > target.total_fen:
+            raise ValueError("a refund is positive and at most the order's total")
+        payload = {
+            "msg_type": "REFUND_REQUEST",
+            "bank_code": self.bank_code,
+            "merchant_no": self.merchant_no,
+            "order_no": target.order_no,
+            "bank_serial_no": target.provider_txn_id,
+            "refund_no": target.refund_no,
+            "refund_amount_fen": target.refund_fen,
+            "currency": "CNY",
+            "reason": target.reason[:80],
+            "notify_url": target.notify_url,
+            "request_time": to_shanghai(now, TIME_FORMAT),
+        }
+        signed = self._signed("/api/refund", payload, now)
+        return QueryRequest("POST", "/api/refund", signed["headers"], signed["body"].encode())
+
+    def parse_refund_response(
+        self, *, status_code: int, headers: Mapping[str, str], body: bytes, refund_no: str, now: datetime
+    ) -> RefundAnswer:
+        if status_code != 200:
+            raise CallbackRejected("malformed", f"HTTP {status_code}")
+        self._verifier.verify(headers, body, bank_code=self.bank_code, now=now, window=self.window)
+        data = _load_json(body)
+        self._check_body(data)
+        if data.get("msg_type") != "REFUND_RESPONSE" or data.get("refund_no") != refund_no:
+            raise CallbackRejected("malformed", "not the answer to this refund")
+        code, message = _str(data, "return_code"), str(data.get("return_msg") or "")
+        if code == REFUND_ACCEPTED:
+            serial = data.get("bank_refund_serial_no")
+            return RefundAnswer(
+                self.name, refund_no, "accepted", provider_refund_id=serial or None, message=message, raw=data
+            )
+        status = "retry" if code == REFUND_RETRY else "refused"
+        return RefundAnswer(self.name, refund_no, status, code=code, message=message, raw=data)

@@ -32,6 +32,9 @@ Rules every adapter follows (decisions, documented here once):
   ``replayed``, ``not_final`` (a well-signed notice about a state we do not act on, e.g. Alipay's
   ``WAIT_BUYER_PAY``: ``acknowledge`` is True, the provider should be told "received" so it stops
   retrying, and nothing is applied).
+* **Refund requests** name the provider's transaction id and our refund number (``out_refund_no``), the
+  provider's idempotency key: sending the same request again never refunds twice, so the caller may retry
+  it on timeouts and provider errors. Their answers are verified like callbacks (:class:`RefundAnswer`).
 """
 
 from __future__ import annotations
@@ -138,6 +141,45 @@ class QueryAnswer:
         )
 
 
+@dataclass(frozen=True)
+class RefundAnswer:
+    """The provider's verified answer to a refund request (:meth:`ProviderAdapter.build_refund_request`):
+
+    * ``accepted``: the provider took the refund (processing or already done); its refund notice completes
+      it here (``provider_refund_id`` when the answer names one);
+    * ``refused``: a business refusal that a retry with the same ``out_refund_no`` would not change (not
+      enough balance, trade not refundable, amount too large ...): ``code`` / ``message`` are the
+      provider's; the refund fails;
+    * ``retry``: the provider is busy or failed (its system error, rate limit): ask again later with the
+      same refund number (the provider's idempotency key).
+
+    An answer that does not verify (forged, unsigned, malformed) raises :class:`CallbackRejected`: nothing is
+    concluded from it, the request is retried later."""
+
+    provider: str
+    refund_no: str
+    status: Literal["accepted", "refused", "retry"]
+    provider_refund_id: str | None = None
+    code: str | None = None
+    message: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefundTarget:
+    """What a refund request names: our refund number (the provider's ``out_refund_no`` / ``out_request_no``:
+    its idempotency key), the paid order as the provider knows it (``order_no`` and its transaction id), the
+    amount refunded now and the order's paid total (fen)."""
+
+    refund_no: str
+    order_no: str
+    provider_txn_id: str
+    refund_fen: int
+    total_fen: int
+    reason: str
+    notify_url: str
+
+
 # ------------------------------------------------------------------------------------------- protocol
 @runtime_checkable
 class ProviderAdapter(Protocol):
@@ -169,6 +211,17 @@ class ProviderAdapter(Protocol):
     ) -> QueryAnswer:
         """Verify and parse the provider's answer to :meth:`build_query_request`. Raises
         :class:`CallbackRejected` for a forged, stale or malformed answer."""
+        ...
+
+    def build_refund_request(self, target: RefundTarget, *, now: datetime) -> QueryRequest:
+        """The signed refund request (the same ``target.refund_no`` on every retry)."""
+        ...
+
+    def parse_refund_response(
+        self, *, status_code: int, headers: Mapping[str, str], body: bytes, refund_no: str, now: datetime
+    ) -> RefundAnswer:
+        """Verify and classify the provider's answer to :meth:`build_refund_request`. Raises
+        :class:`CallbackRejected` for an answer that does not verify."""
         ...
 
 

@@ -12,8 +12,13 @@
 * keeps a provider-side order book (every callback it signs records the order) and answers the order query
   as the provider would (:meth:`~ProviderSimulator.query`, signed), also over HTTP
   (:meth:`~ProviderSimulator.asgi_app`: ``GET /v3/pay/transactions/out-trade-no/{no}``, ``POST
-  /v3/pay/transactions/app``, ``POST /gateway.do``, ``POST /bank/{code}/api/query``, ``POST
-  /bank/{code}/api/pay``; requests are checked against our merchant keys: 401 when they do not verify);
+  /v3/pay/transactions/app``, ``POST /v3/refund/domestic/refunds``, ``POST /gateway.do`` (query and
+  ``alipay.trade.refund``), ``POST /bank/{code}/api/query``, ``/api/pay``, ``/api/refund``; requests are
+  checked against our merchant keys: 401 when they do not verify);
+* answers refund requests as the providers do (:meth:`~ProviderSimulator.refund`: idempotent by refund
+  number, refused beyond what is left of the trade; :meth:`~ProviderSimulator.script_refunds` for system
+  errors and refusals) and queues the signed refund notice each accepted refund then sends
+  (:meth:`~ProviderSimulator.take_refund_notices`);
 * writes each provider's daily statement (:func:`statement_csv`), and its own lines for a day
   (:meth:`~ProviderSimulator.statement_entries`).
 
@@ -84,6 +89,7 @@ from payment.adapters.providers.base import (
     rsa_sha256_sign,
     rsa_sha256_verify,
     to_shanghai,
+    yuan_to_fen,
 )
 from payment.adapters.providers.wechat import (
     SIGNATURE_TYPE,
@@ -264,6 +270,13 @@ class ProviderSimulator:
             for code, b in k.banks.items()
         }
         self.orders: dict[tuple[str, str], SimOrder] = {}
+        # Refunds the providers accepted, by (provider, refund no): (order no, amount); the notices they
+        # send once a refund is done (:meth:`take_refund_notices`); scripted answers to the next refund
+        # requests (:meth:`script_refunds`).
+        self.refunds: dict[tuple[str, str], tuple[str, int]] = {}
+        self.refund_notices: list[SimCallback] = []
+        self.refund_requests: list[tuple[str, str]] = []
+        self._refund_script: list[str] = []
         # Transaction ids must not repeat across simulator instances (a test run, a benchmark, the next run
         # against the same stack): the sequence starts from the clock, not from zero.
         self._seq = time.time_ns() // 1_000 % 10**10
@@ -581,8 +594,10 @@ class ProviderSimulator:
         status: str = "SUCCESS",
         msg_type: str = "PAY_NOTIFY",
         nonce: str | None = None,
+        refund_no: str | None = None,
     ) -> SimCallback:
-        """A bank direct-connect notification signed with the bank's key (RSA2 or SM2, as configured)."""
+        """A bank direct-connect notification signed with the bank's key (RSA2 or SM2, as configured); a
+        ``REFUND_NOTIFY`` names the merchant's ``refund_no``."""
         now = self._now(now)
         paid_at = paid_at or now
         serial_no = serial_no or f"{bank_code.upper()}{now.astimezone(SHANGHAI):%Y%m%d}{self._next():010d}"
@@ -599,6 +614,8 @@ class ProviderSimulator:
             "payer_account_masked": "6222****1234",
             "fail_reason": "" if status != "FAILED" else "余额不足",
         }
+        if msg_type == "REFUND_NOTIFY":
+            payload["refund_no"] = refund_no or f"R{order_no}"
         if msg_type == "PAY_NOTIFY" and status in ("SUCCESS", "FAILED", "CLOSED"):
             state = {"SUCCESS": "succeeded", "FAILED": "failed", "CLOSED": "closed"}[status]
             self._record(
@@ -708,6 +725,71 @@ class ProviderSimulator:
             return 200, self._bank_signers[code].headers(code, body, now=now), body
         raise ValueError(f"unknown provider {provider!r}")
 
+    # ---------------------------------------------------------------------------------- refunds
+    def script_refunds(self, *outcomes: str) -> None:
+        """The answers to the next refund requests, in order: ``"error"`` (the provider's system error:
+        retry), ``"refuse"`` (a business refusal); afterwards requests are handled normally."""
+        self._refund_script.extend(outcomes)
+
+    def take_refund_notices(self) -> list[SimCallback]:
+        """The refund notices the providers would now send (each accepted refund once), and forget them."""
+        notices, self.refund_notices = self.refund_notices, []
+        return notices
+
+    def refund(
+        self,
+        provider: Provider,
+        *,
+        refund_no: str,
+        order_no: str,
+        txn_id: str,
+        refund_fen: int,
+        now: datetime,
+    ) -> tuple[str, str]:
+        """The provider handles a refund request: ``("accepted" | "retry" | "refused", reason code)``. The
+        same refund number again is the same refund (accepted once, its notice sent once); a refund of an
+        unknown or unpaid trade, or beyond what is left of it, is refused."""
+        self.refund_requests.append((provider, refund_no))
+        if self._refund_script:
+            scripted = self._refund_script.pop(0)
+            return ("retry", "SYSTEM_ERROR") if scripted == "error" else ("refused", "NOT_ENOUGH")
+        if (provider, refund_no) in self.refunds:
+            return "accepted", ""
+        order = self.orders.get((provider, order_no))
+        if order is None or order.status != "succeeded" or order.txn_id != txn_id:
+            return "refused", "TRADE_NOT_EXIST"
+        done = sum(f for (p, _), (o, f) in self.refunds.items() if p == provider and o == order_no)
+        if refund_fen > order.amount_fen - done:
+            return "refused", "REFUND_AMOUNT_EXCEEDED"
+        self.refunds[(provider, refund_no)] = (order_no, refund_fen)
+        if provider == "wechat":
+            notice = self.wechat_refund_callback(
+                order_no,
+                refund_fen,
+                txn_id=txn_id,
+                out_refund_no=refund_no,
+                total_fen=order.amount_fen,
+                now=now,
+            )
+        elif provider == "alipay":
+            notice = self.alipay_callback(
+                order_no,
+                order.amount_fen,
+                txn_id,
+                order.paid_at,
+                now=now,
+                trade_status="TRADE_CLOSED" if done + refund_fen == order.amount_fen else "TRADE_SUCCESS",
+                refund_fen=refund_fen,
+                out_biz_no=refund_no,
+            )
+        else:
+            notice = self.bank_callback(
+                provider[5:], order_no, refund_fen, now=now, status="SUCCESS", msg_type="REFUND_NOTIFY",
+                refund_no=refund_no,
+            )  # fmt: skip
+        self.refund_notices.append(notice)
+        return "accepted", ""
+
     # ------------------------------------------------------------------------------ statements
     def statement_entries(
         self, provider: Provider, day: date, *, fee_per_mille: int = 0
@@ -789,6 +871,49 @@ class ProviderSimulator:
             answer = _compact({"prepay_id": f"wx{secrets.token_hex(14)}"})
             return respond((200, self._wechat_signed_headers(answer, self._now(None)), answer))
 
+        def wechat_signed(status: int, data: dict[str, Any]) -> Response:
+            body = _compact(data)
+            return respond((status, self._wechat_signed_headers(body, self._now(None)), body))
+
+        async def wechat_refund(request: Request) -> Response:
+            body = await request.body()
+            if not wechat_authorized(request, body):
+                return wechat_signed(401, {"code": "SIGN_ERROR", "message": "签名错误"})
+            data = json.loads(body)
+            now = self._now(None)
+            outcome, code = self.refund(
+                "wechat",
+                refund_no=data["out_refund_no"],
+                order_no=data["out_trade_no"],
+                txn_id=data["transaction_id"],
+                refund_fen=data["amount"]["refund"],
+                now=now,
+            )
+            if outcome == "retry":
+                return wechat_signed(500, {"code": code, "message": "系统错误"})
+            if outcome == "refused":
+                return wechat_signed(403, {"code": code, "message": "退款被拒绝"})
+            return wechat_signed(
+                200,
+                {
+                    "refund_id": f"50300{now:%Y%m%d}{self._next():010d}",
+                    "out_refund_no": data["out_refund_no"],
+                    "transaction_id": data["transaction_id"],
+                    "out_trade_no": data["out_trade_no"],
+                    "channel": "ORIGINAL",
+                    "user_received_account": "支付用户零钱",
+                    "create_time": _rfc3339_shanghai(now),
+                    "status": "PROCESSING",
+                    "amount": data["amount"],
+                },
+            )
+
+        def alipay_answer(node_name: str, node: dict[str, Any]) -> Response:
+            node_text = json.dumps(node, ensure_ascii=False, separators=(",", ":"))
+            sign = rsa_sha256_sign(self._alipay_key, node_text.encode())
+            body = ('{"' + node_name + '":' + node_text + ',"sign":"' + sign + '"}').encode()
+            return respond((200, {"Content-Type": "application/json;charset=utf-8"}, body))
+
         async def alipay_gateway(request: Request) -> Response:
             params = dict(parse_qsl((await request.body()).decode("ascii"), keep_blank_values=True))
             try:
@@ -799,9 +924,46 @@ class ProviderSimulator:
                 )
             except CallbackRejected:
                 return Response(status_code=401)
-            if params.get("method") != "alipay.trade.query" or params.get("app_id") != self.alipay_app_id:
+            if params.get("app_id") != self.alipay_app_id:
                 return Response(status_code=400)
-            return respond(self.query("alipay", json.loads(params["biz_content"])["out_trade_no"]))
+            biz = json.loads(params["biz_content"])
+            if params.get("method") == "alipay.trade.refund":
+                fen = yuan_to_fen(biz["refund_amount"])
+                outcome, code = self.refund(
+                    "alipay",
+                    refund_no=biz["out_request_no"],
+                    order_no=biz["out_trade_no"],
+                    txn_id=biz["trade_no"],
+                    refund_fen=fen,
+                    now=self._now(None),
+                )
+                if outcome == "accepted":
+                    node = {
+                        "code": "10000",
+                        "msg": "Success",
+                        "trade_no": biz["trade_no"],
+                        "out_trade_no": biz["out_trade_no"],
+                        "buyer_logon_id": "159****5620",
+                        "fund_change": "Y",
+                        "refund_fee": biz["refund_amount"],
+                    }
+                elif outcome == "retry":
+                    node = {
+                        "code": "20000",
+                        "msg": "Service Currently Unavailable",
+                        "sub_code": "aop.unknow-error",
+                    }
+                else:
+                    node = {
+                        "code": "40004",
+                        "msg": "Business Failed",
+                        "sub_code": f"ACQ.{code}",
+                        "sub_msg": "退款失败",
+                    }
+                return alipay_answer("alipay_trade_refund_response", node)
+            if params.get("method") != "alipay.trade.query":
+                return Response(status_code=400)
+            return respond(self.query("alipay", biz["out_trade_no"]))
 
         async def bank_api(request: Request) -> Response:
             code, body = request.path_params["code"], await request.body()
@@ -815,6 +977,30 @@ class ProviderSimulator:
             except CallbackRejected:
                 return Response(status_code=401)
             data = json.loads(body)
+            if request.path_params["op"] == "refund":
+                outcome, _reason = self.refund(
+                    f"bank:{code}",
+                    refund_no=data["refund_no"],
+                    order_no=data["order_no"],
+                    txn_id=data["bank_serial_no"],
+                    refund_fen=data["refund_amount_fen"],
+                    now=self._now(None),
+                )
+                return_code = {"accepted": "0000", "retry": "9000"}.get(outcome, "2002")
+                answer = _compact(
+                    {
+                        "msg_type": "REFUND_RESPONSE",
+                        "bank_code": code,
+                        "merchant_no": self.merchant_no,
+                        "refund_no": data["refund_no"],
+                        "return_code": return_code,
+                        "return_msg": {"0000": "受理成功", "9000": "系统繁忙"}.get(return_code, "不可退款"),
+                        "bank_refund_serial_no": f"RF{self._next():012d}" if outcome == "accepted" else "",
+                    }
+                )
+                return respond(
+                    (200, self._bank_signers[code].headers(code, answer, now=self._now(None)), answer)
+                )
             if request.path_params["op"] == "pay":
                 self.register_order(f"bank:{code}", data["order_no"], data["amount_fen"])
                 answer = _compact(
@@ -829,6 +1015,7 @@ class ProviderSimulator:
             routes=[
                 Route("/v3/pay/transactions/out-trade-no/{order_no}", wechat_query, methods=["GET"]),
                 Route("/v3/pay/transactions/app", wechat_prepay, methods=["POST"]),
+                Route("/v3/refund/domestic/refunds", wechat_refund, methods=["POST"]),
                 Route("/gateway.do", alipay_gateway, methods=["POST"]),
                 Route("/bank/{code}/api/{op:str}", bank_api, methods=["POST"]),
             ]

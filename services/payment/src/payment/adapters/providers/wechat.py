@@ -37,6 +37,14 @@ query (``GET /v3/pay/transactions/out-trade-no/{order_no}?mchid=..``). The query
 a notification (same headers) but not encrypted; ``404 {"code":"ORDER_NOT_EXIST"}`` means not found.
 After the prepay, :meth:`WeChatPayAdapter.app_pay_params` signs what the app passes to the WeChat SDK
 (``appid\\ntimestamp\\nnoncestr\\nprepayid\\n``).
+
+**Refund request** (``POST /v3/refund/domestic/refunds``, signed as above): ``{"transaction_id",
+"out_trade_no", "out_refund_no" (our refund no: WeChat's idempotency key), "reason", "notify_url",
+"amount": {"refund", "total", "currency": "CNY"}}``. The answer is signed like a notification, success and
+error alike: ``200`` with ``status`` ``SUCCESS`` / ``PROCESSING`` (accepted: the ``REFUND.SUCCESS``
+notice completes it) or ``CLOSED`` / ``ABNORMAL`` (refused); an error ``{"code", "message"}``: ``429`` and
+``5xx`` (``FREQUENCY_LIMITED``, ``SYSTEM_ERROR``) are retried with the same ``out_refund_no``, any other
+(``NOT_ENOUGH``, ``INVALID_REQUEST``, ``RESOURCE_NOT_EXISTS`` ...) refuses the refund.
 """
 
 from __future__ import annotations
@@ -57,6 +65,8 @@ from payment.adapters.providers.base import (
     CallbackRejected,
     QueryAnswer,
     QueryRequest,
+    RefundAnswer,
+    RefundTarget,
     b64decode_strict,
     check_window,
     header,
@@ -73,6 +83,7 @@ from payment.adapters.providers.base import (
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 API_BASE = "https://api.mch.weixin.qq.com"
 PREPAY_PATH = "/v3/pay/transactions/app"
+REFUND_PATH = "/v3/refund/domestic/refunds"
 
 _TRADE_STATES = {"SUCCESS": "succeeded", "CLOSED": "closed", "REVOKED": "closed", "PAYERROR": "failed"}
 _PENDING_STATES = {"NOTPAY", "USERPAYING"}
@@ -369,3 +380,52 @@ class WeChatPayAdapter:
             paid_at=rfc3339_time(_str(data, "success_time")) if status == "succeeded" else None,
             raw=data,
         )
+
+    # ---------------------------------------------------------------------------------- refunds
+    def build_refund_request(self, target: RefundTarget, *, now: datetime) -> QueryRequest:
+        if target.refund_fen <= 0 or target.refund_fen > target.total_fen:
+            raise ValueError("a refund is positive and at most the order's total")
+        body = json.dumps(
+            {
+                "transaction_id": target.provider_txn_id,
+                "out_trade_no": target.order_no,
+                "out_refund_no": target.refund_no,
+                "reason": target.reason[:80],
+                "notify_url": target.notify_url,
+                "amount": {"refund": target.refund_fen, "total": target.total_fen, "currency": "CNY"},
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        headers = {
+            "Authorization": self.authorization("POST", REFUND_PATH, body, now=now),
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        return QueryRequest("POST", REFUND_PATH, headers, body.encode())
+
+    def parse_refund_response(
+        self, *, status_code: int, headers: Mapping[str, str], body: bytes, refund_no: str, now: datetime
+    ) -> RefundAnswer:
+        self._verify_signed(headers, body, now)
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise CallbackRejected("malformed", "body is not JSON") from None
+        if not isinstance(data, dict):
+            raise CallbackRejected("malformed", "body is not an object")
+        if status_code == 429 or status_code >= 500:
+            return RefundAnswer(self.name, refund_no, "retry", code=str(data.get("code")), raw=data)
+        if status_code != 200:
+            code, message = str(data.get("code") or status_code), str(data.get("message") or "")
+            return RefundAnswer(self.name, refund_no, "refused", code=code, message=message, raw=data)
+        if data.get("out_refund_no") != refund_no:
+            raise CallbackRejected("malformed", "answer about another refund")
+        state = _str(data, "status")
+        if state in ("SUCCESS", "PROCESSING"):
+            return RefundAnswer(
+                self.name, refund_no, "accepted", provider_refund_id=data.get("refund_id"), raw=data
+            )
+        if state in ("CLOSED", "ABNORMAL"):
+            return RefundAnswer(self.name, refund_no, "refused", code=state, raw=data)
+        raise CallbackRejected("malformed", f"refund status {state!r}")
