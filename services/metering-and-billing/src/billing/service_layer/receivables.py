@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert
 
 from billing import metrics
@@ -139,18 +139,38 @@ def to_domain(row: Receivable, postings: Iterable[PostingRow]) -> BillReceivable
     )
 
 
+# Built once: every payment the consumer applies runs them (building and cache-keying a statement costs
+# more CPU than its round trip).
+_ENSURE_BALANCE = (
+    insert(AccountBalance.__table__)
+    .values(account_no=bindparam("b_account_no"), prepaid_fen=0, version=1)
+    .on_conflict_do_nothing(index_elements=["account_no"])
+)
+_LOCK_BALANCE = (
+    select(AccountBalance).where(AccountBalance.account_no == bindparam("b_account_no")).with_for_update()
+)
+
+_OPEN_RECEIVABLES = (
+    select(Receivable)
+    .where(Receivable.account_no == bindparam("b_account_no"), Receivable.status == "open")
+    .order_by(Receivable.due_at)
+)
+_OPEN_RECEIVABLES_AND = (  # ... and the given bills, open or not
+    select(Receivable)
+    .where(
+        Receivable.account_no == bindparam("b_account_no"),
+        (Receivable.status == "open") | Receivable.bill_no.in_(bindparam("b_bill_nos", expanding=True)),
+    )
+    .order_by(Receivable.due_at)
+)
+_POSTINGS_OF = select(PostingRow).where(PostingRow.bill_no.in_(bindparam("b_bill_nos", expanding=True)))
+
+
 async def lock_account(session, account_no: str) -> AccountBalance:
     """The account's balance row, locked for this transaction (created at zero the first time)."""
-    await session.execute(
-        insert(AccountBalance)
-        .values(account_no=account_no, prepaid_fen=0, version=1)
-        .on_conflict_do_nothing(index_elements=["account_no"])
-    )
-    return (
-        await session.execute(
-            select(AccountBalance).where(AccountBalance.account_no == account_no).with_for_update()
-        )
-    ).scalar_one()
+    params = {"b_account_no": account_no}
+    await session.execute(_ENSURE_BALANCE, params)
+    return (await session.execute(_LOCK_BALANCE, params)).scalar_one()
 
 
 async def load_ledger(
@@ -158,17 +178,16 @@ async def load_ledger(
 ) -> Ledger:
     """The account's open receivables (and ``bill_nos``, open or not), with their postings."""
     balance = await lock_account(session, account_no) if lock else await _balance(session, account_no)
-    stmt = select(Receivable).where(Receivable.account_no == account_no)
     if bill_nos:
-        stmt = stmt.where((Receivable.status == "open") | Receivable.bill_no.in_(list(bill_nos)))
+        found = await session.execute(
+            _OPEN_RECEIVABLES_AND, {"b_account_no": account_no, "b_bill_nos": list(bill_nos)}
+        )
     else:
-        stmt = stmt.where(Receivable.status == "open")
-    rows = {r.bill_no: r for r in (await session.execute(stmt.order_by(Receivable.due_at))).scalars()}
+        found = await session.execute(_OPEN_RECEIVABLES, {"b_account_no": account_no})
+    rows = {r.bill_no: r for r in found.scalars()}
     postings: dict[str, list[PostingRow]] = {no: [] for no in rows}
     if rows:
-        for p in (
-            await session.execute(select(PostingRow).where(PostingRow.bill_no.in_(list(rows))))
-        ).scalars():
+        for p in (await session.execute(_POSTINGS_OF, {"b_bill_nos": list(rows)})).scalars():
             postings[p.bill_no].append(p)
     return Ledger(
         account_no=account_no,
