@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -75,6 +76,16 @@ class HandlerRegistry:
             return fn
 
         return decorate
+
+
+# A fetch's inbox rows in one statement whatever its size (a multi-row VALUES is compiled and cached
+# once per row count).
+_CLAIM_BATCH = text(
+    'INSERT INTO inbox_messages (consumer, event_id, event_type, topic, "partition", "offset") '
+    "SELECT :consumer, e.* FROM unnest(CAST(:event_ids AS uuid[]), CAST(:event_types AS text[]), "
+    "CAST(:topics AS text[]), CAST(:partitions AS integer[]), CAST(:offsets AS bigint[])) AS e "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+).columns(inbox_messages.c.event_id)
 
 
 class EventConsumer:
@@ -200,22 +211,15 @@ class EventConsumer:
         uow = UnitOfWork(self.session_factory, self.settings)
         async with uow:
             inserted = await uow.session.execute(
-                insert(inbox_messages)
-                .values(
-                    [
-                        {
-                            "consumer": self.name,
-                            "event_id": event.id,
-                            "event_type": event.type,
-                            "topic": record.topic,
-                            "partition": record.partition,
-                            "offset": record.offset,
-                        }
-                        for record, event in items
-                    ]
-                )
-                .on_conflict_do_nothing()
-                .returning(inbox_messages.c.event_id)
+                _CLAIM_BATCH,
+                {
+                    "consumer": self.name,
+                    "event_ids": [event.id for _, event in items],
+                    "event_types": [event.type for _, event in items],
+                    "topics": [record.topic for record, _ in items],
+                    "partitions": [record.partition for record, _ in items],
+                    "offsets": [record.offset for record, _ in items],
+                },
             )
             claimed = set(inserted.scalars().all())
             first: dict = {}
