@@ -1,11 +1,12 @@
 """Providers' callbacks through the real endpoint, signed by the provider simulator exactly as each provider
-signs (WeChat Pay v3, Alipay RSA2, a bank with RSA2 and one with SM2/SM3): a success settles the order once
-even when delivered three times, concurrently and out of order; forged, stale and replayed callbacks are
-refused in the provider's format; a success for a closed order opens a refund case; the expiry sweep asks
-the provider (the simulator's query endpoint) and settles or closes."""
+signs (WeChat Pay v3, Alipay RSA2, banks signing JSON or XML with RSA2 or SM2/SM3): a success settles the
+order once even when delivered three times, concurrently and out of order; forged, stale and replayed
+callbacks are refused in the provider's format; a success for a closed order opens a refund case; the
+expiry sweep asks the provider (the simulator's query endpoint) and settles or closes."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +20,8 @@ from payment.service_layer import dues
 from utilis_shared.db import UnitOfWork, outbox_messages
 from utilis_shared.events import Event
 
-PROVIDERS = ["wechat", "alipay", "bank:icbc", "bank:boc"]
+# Banks: icbc (JSON, RSA2), boc (JSON, SM2/SM3), ccb (XML, RSA2), abc (XML, SM2/SM3).
+PROVIDERS = ["wechat", "alipay", "bank:icbc", "bank:boc", "bank:ccb", "bank:abc"]
 
 
 def account_no() -> str:
@@ -194,3 +196,33 @@ async def test_the_expiry_sweep_asks_the_provider_then_settles_or_closes(
     assert summary.settled >= 1
     assert await status_of(session_factory, paid["order_no"]) == "succeeded"
     assert await status_of(session_factory, unpaid["order_no"]) == "closed"
+
+
+@pytest.mark.parametrize("bank", ["ccb", "abc"])
+async def test_an_xml_bank_is_answered_in_xml_and_its_gbk_notice_applied_once(
+    bank, client, auth, session_factory, settings, simulator
+) -> None:
+    from defusedxml import ElementTree as SafeET
+
+    order = await new_order(client, auth, session_factory, settings, simulator, f"bank:{bank}", 7_788)
+    n = order["order_no"]
+    cb = simulator.bank_callback(bank, n, 7_788, xml_encoding="GBK")
+    assert cb.body.startswith(b'<?xml version="1.0" encoding="GBK"?>')
+    answers = await asyncio.gather(
+        *(client.post(cb.path, content=cb.body, headers=cb.headers) for _ in range(3))
+    )
+    codes = []
+    for r in answers:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/xml")
+        codes.append(SafeET.fromstring(r.content).findtext("Body/ReturnCode"))
+    assert "0000" in codes and set(codes) <= {"0000", "9999"}
+    assert await status_of(session_factory, n) == "succeeded"
+    assert await succeeded_events(session_factory, [n]) == 1
+    # An XXE attempt is refused in the bank's XML format, and changes nothing.
+    xxe = (
+        b'<?xml version="1.0"?><!DOCTYPE Message [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        b"<Message><Head/><Body><OrderNo>&x;</OrderNo></Body><Signature/></Message>"
+    )
+    r = await client.post(cb.path, content=xxe, headers={"Content-Type": "application/xml"})
+    assert SafeET.fromstring(r.content).findtext("Body/ReturnCode") == "9999"
+    assert b"root:" not in r.content

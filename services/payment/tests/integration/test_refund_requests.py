@@ -21,7 +21,7 @@ from utilis_shared.timeutil import utcnow
 from .test_refund_cases import a_case
 from .test_refunds import paid_order
 
-PROVIDERS = ["wechat", "alipay", "bank:icbc", "bank:boc"]
+PROVIDERS = ["wechat", "alipay", "bank:icbc", "bank:boc", "bank:ccb", "bank:abc"]  # ccb, abc: XML notices
 
 
 @pytest.fixture

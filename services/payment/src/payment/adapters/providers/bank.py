@@ -1,6 +1,8 @@
 """Bank direct-connect (银企直连): a bank's signed JSON payment / refund notification, our signed payment
 and query requests, the bank's signed query answer. One adapter per bank (``provider = "bank:<code>"``),
-signing with RSA2 (RSA-SHA256) or SM2 (SM2-with-SM3, 国密), as agreed with that bank. JSON only (no XML).
+signing with RSA2 (RSA-SHA256) or SM2 (SM2-with-SM3, 国密), as agreed with that bank. Notifications are JSON
+(below) or, for a bank configured with ``message_format="XML"``, XML (:mod:`.bankxml`: header and body, the
+signature over the body's bytes as sent, answered in XML); requests and query answers are JSON.
 
 **Message** (callback, request and answer alike): ``POST``, ``Content-Type: application/json;
 charset=utf-8``, headers
@@ -53,7 +55,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from payment.adapters.providers import sm2
+from payment.adapters.providers import bankxml, sm2
 from payment.adapters.providers.base import (
     DEFAULT_WINDOW,
     CallbackNotice,
@@ -71,6 +73,7 @@ from payment.adapters.providers.base import (
     rsa_sha256_verify,
     shanghai_time,
     to_shanghai,
+    yuan_to_fen,
 )
 
 SignType = Literal["RSA2", "SM2"]
@@ -158,16 +161,20 @@ class Verifier:
         if not re.fullmatch(r"[0-9]{14}", timestamp):
             raise CallbackRejected("malformed", "timestamp")
         signed_at = shanghai_time(timestamp, TIME_FORMAT)
+        self.check(key_id, message_to_sign(code, timestamp, nonce, body), signature)
+        check_window(signed_at, now, window)
+        return nonce, signed_at
+
+    def check(self, key_id: str, message: bytes, signature: str) -> None:
+        """``unknown_key`` / ``bad_signature`` / ``malformed`` unless ``signature`` (base64) by the key
+        ``key_id`` verifies over ``message``."""
         key = self._keys.get(key_id)
         if key is None:
             raise CallbackRejected("unknown_key", f"key id {key_id}")
-        message = message_to_sign(code, timestamp, nonce, body)
         if self.sign_type == "RSA2":
             rsa_sha256_verify(key, message, signature)
         elif not sm2.verify(key, message, b64decode_strict(signature)):
             raise CallbackRejected("bad_signature")
-        check_window(signed_at, now, window)
-        return nonce, signed_at
 
 
 def _load_json(body: bytes) -> dict[str, Any]:
@@ -216,6 +223,7 @@ class BankDirectAdapter:
         merchant_key_id: str,
         base_url: str = "",
         window: timedelta = DEFAULT_WINDOW,
+        message_format: Literal["JSON", "XML"] = "JSON",
     ) -> None:
         if not re.fullmatch(r"[a-z0-9]{2,20}", bank_code):
             raise ValueError("bank_code is 2-20 lowercase letters or digits")
@@ -225,6 +233,9 @@ class BankDirectAdapter:
         self.base_url = base_url.rstrip("/")
         self._verifier = Verifier(sign_type, bank_public_keys)
         self._signer = Signer(sign_type, merchant_private_key, merchant_key_id)
+        if message_format not in ("JSON", "XML"):
+            raise ValueError("message_format is JSON or XML")
+        self.message_format = message_format
 
     def _check_body(self, data: Mapping[str, Any]) -> None:
         if data.get("bank_code") != self.bank_code:
@@ -233,11 +244,54 @@ class BankDirectAdapter:
             raise CallbackRejected("wrong_recipient", "merchant_no")
 
     def verify_callback(self, *, headers: Mapping[str, str], body: bytes, now: datetime) -> CallbackNotice:
+        if self.message_format == "XML":
+            return self._verify_xml_callback(body, now)
         nonce, signed_at = self._verifier.verify(
             headers, body, bank_code=self.bank_code, now=now, window=self.window
         )
         data = _load_json(body)
         self._check_body(data)
+        return self._notice(data, nonce, signed_at)
+
+    def _verify_xml_callback(self, body: bytes, now: datetime) -> CallbackNotice:
+        """The XML message (:mod:`.bankxml`): head checks, the signature over the raw body bytes, the
+        window, then the notice read from the signed bytes."""
+        message = bankxml.parse_message(body)
+        head = {k: message.head.get(k, "") for k in bankxml.HEAD_FIELDS}
+        if head["BankCode"] != self.bank_code:
+            raise CallbackRejected("wrong_recipient", "bank code")
+        if head["SignType"] != self._verifier.sign_type:
+            raise CallbackRejected("unsupported_algorithm", head["SignType"] or "none")
+        if not _NONCE.fullmatch(head["Nonce"]) or not re.fullmatch(r"[0-9]{14}", head["TxTime"]):
+            raise CallbackRejected("malformed", "nonce or time")
+        if not message.signature:
+            raise CallbackRejected("malformed", "no signature")
+        signed = bankxml.message_to_sign(
+            self.bank_code, head["TxCode"], head["TxTime"], head["Nonce"], message.body_bytes
+        )
+        self._verifier.check(head["KeyId"], signed, message.signature)
+        signed_at = shanghai_time(head["TxTime"], TIME_FORMAT)
+        check_window(signed_at, now, self.window)
+        b = message.body
+        data: dict[str, Any] = {
+            "format": "XML",
+            "msg_type": head["TxCode"],
+            "bank_code": self.bank_code,
+            "merchant_no": b.get("MerchantNo"),
+            "order_no": b.get("OrderNo"),
+            "bank_serial_no": b.get("BankSerialNo"),
+            "amount_fen": yuan_to_fen(b.get("Amount", "")),
+            "currency": b.get("Currency") or "CNY",
+            "status": b.get("Status", ""),
+            "paid_time": b.get("PaidTime", ""),
+            "payer_account_masked": b.get("PayerAccount", ""),
+        }
+        if b.get("RefundNo"):
+            data["refund_no"] = b["RefundNo"]
+        self._check_body(data)
+        return self._notice(data, head["Nonce"], signed_at)
+
+    def _notice(self, data: dict[str, Any], nonce: str, signed_at: datetime) -> CallbackNotice:
         msg_type, state = data.get("msg_type"), _str(data, "status")
         if msg_type not in ("PAY_NOTIFY", "REFUND_NOTIFY"):
             raise CallbackRejected("malformed", f"msg_type {msg_type!r}")
@@ -268,6 +322,8 @@ class BankDirectAdapter:
         )
 
     def ack(self, ok: bool, message: str = "") -> tuple[int, str, bytes]:
+        if self.message_format == "XML":
+            return 200, "application/xml", bankxml.ack(self.bank_code, ok, message)
         body = (
             {"return_code": "0000", "return_msg": "成功"}
             if ok

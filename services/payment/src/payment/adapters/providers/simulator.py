@@ -6,7 +6,8 @@
 * hands out adapters configured with the matching public keys (:meth:`~ProviderSimulator.adapters`,
   ``wechat_adapter()``, ``alipay_adapter()``, ``bank_adapter(code)``), so tests never copy keys around;
 * produces callbacks signed **exactly as each provider does** (the formats in :mod:`.wechat`,
-  :mod:`.alipay`, :mod:`.bank`): :meth:`~ProviderSimulator.wechat_callback`,
+  :mod:`.alipay`, :mod:`.bank`, :mod:`.bankxml` for the banks configured for XML: ``ccb`` and ``abc`` by
+  default, beside the JSON banks ``icbc`` and ``boc``): :meth:`~ProviderSimulator.wechat_callback`,
   :meth:`~ProviderSimulator.alipay_callback`, :meth:`~ProviderSimulator.bank_callback` (each a
   :class:`SimCallback`: provider, order no, path, headers, raw body);
 * keeps a provider-side order book (every callback it signs records the order) and answers the order query
@@ -74,7 +75,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from payment.adapters.providers import sm2
+from payment.adapters.providers import bankxml, sm2
 from payment.adapters.providers.alipay import QUERY_NODE, AlipayAdapter, sign_content
 from payment.adapters.providers.bank import BankDirectAdapter, Signer, SignType, Verifier
 from payment.adapters.providers.base import (
@@ -176,10 +177,11 @@ class SimulatorKeys:
     alipay_private: str
     alipay_app_private: str
     banks: dict[str, dict[str, str]] = field(default_factory=dict)
-    # banks[code] = {"sign_type", "bank_private", "bank_key_id", "merchant_private", "merchant_key_id"}
+    # banks[code] = {"sign_type", "bank_private", "bank_key_id", "merchant_private", "merchant_key_id",
+    #                "format" (JSON | XML notifications; JSON when absent)}
 
     @staticmethod
-    def generate(banks: Mapping[str, SignType]) -> SimulatorKeys:
+    def generate(banks: Mapping[str, SignType], xml_banks: Iterable[str] = ()) -> SimulatorKeys:
         def new_rsa() -> str:
             return private_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
@@ -195,6 +197,7 @@ class SimulatorKeys:
                 "bank_key_id": f"{code.upper()}-BANK-01",
                 "merchant_private": merchant_private,
                 "merchant_key_id": f"{code.upper()}-MER-01",
+                "format": "XML" if code in set(xml_banks) else "JSON",
             }
         return SimulatorKeys(
             wechat_platform_private=new_rsa(),
@@ -240,6 +243,7 @@ class ProviderSimulator:
         *,
         keys: SimulatorKeys | None = None,
         banks: Mapping[str, SignType] | None = None,
+        xml_banks: Iterable[str] | None = None,
         mchid: str = "1900000109",
         appid: str = "wxd678efh567hg6787",
         alipay_app_id: str = "2021000000000001",
@@ -247,8 +251,9 @@ class ProviderSimulator:
         merchant_no: str = "M000000001",
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        banks = dict(banks) if banks is not None else {"icbc": "RSA2", "boc": "SM2"}
-        self.keys = keys or SimulatorKeys.generate(banks)
+        if banks is None:  # two JSON banks and two XML banks, one of each signing RSA2 and SM2
+            banks, xml_banks = {"icbc": "RSA2", "boc": "SM2", "ccb": "RSA2", "abc": "SM2"}, ("ccb", "abc")
+        self.keys = keys or SimulatorKeys.generate(dict(banks), xml_banks or ())
         self.mchid, self.appid = mchid, appid
         self.alipay_app_id, self.alipay_seller_id = alipay_app_id, alipay_seller_id
         self.merchant_no = merchant_no
@@ -331,7 +336,11 @@ class ProviderSimulator:
             merchant_key_id=b["merchant_key_id"],
             base_url=base_url,
             window=window,
+            message_format=self.bank_format(code),  # type: ignore[arg-type]
         )
+
+    def bank_format(self, code: str) -> str:
+        return self.keys.banks[code].get("format", "JSON")
 
     def adapters(self, *, window: timedelta = DEFAULT_WINDOW, base_url: str = "") -> dict[str, Any]:
         """``{provider name: adapter}`` for every channel (what ``Channels`` takes). ``base_url``: where
@@ -595,6 +604,7 @@ class ProviderSimulator:
         msg_type: str = "PAY_NOTIFY",
         nonce: str | None = None,
         refund_no: str | None = None,
+        xml_encoding: str = "UTF-8",
     ) -> SimCallback:
         """A bank direct-connect notification signed with the bank's key (RSA2 or SM2, as configured); a
         ``REFUND_NOTIFY`` names the merchant's ``refund_no``."""
@@ -626,9 +636,43 @@ class ProviderSimulator:
                 serial_no,
                 paid_at if status == "SUCCESS" else None,
             )
-        body = _compact(payload)
-        headers = self._bank_signers[bank_code].headers(bank_code, body, now=now, nonce=nonce)
+        signer = self._bank_signers[bank_code]
+        if self.bank_format(bank_code) == "XML":
+            body = self._bank_xml(bank_code, payload, now, nonce, encoding=xml_encoding)
+            headers = {"Content-Type": f"application/xml; charset={xml_encoding}"}
+        else:
+            body = _compact(payload)
+            headers = signer.headers(bank_code, body, now=now, nonce=nonce)
         return SimCallback(f"bank:{bank_code}", order_no, f"/callbacks/bank/{bank_code}", headers, body)
+
+    def _bank_xml(
+        self, code: str, payload: dict[str, Any], now: datetime, nonce: str | None, *, encoding: str
+    ) -> bytes:
+        """The notification as an XML bank sends it (:mod:`.bankxml`), signed over its body's bytes."""
+        signer = self._bank_signers[code]
+        head = {
+            "TxCode": payload["msg_type"],
+            "BankCode": code,
+            "TxTime": to_shanghai(now, "%Y%m%d%H%M%S"),
+            "Nonce": nonce or secrets.token_hex(16),
+            "KeyId": signer.key_id,
+            "SignType": signer.sign_type,
+        }
+        body = {
+            "MerchantNo": payload["merchant_no"],
+            "OrderNo": payload["order_no"],
+            "BankSerialNo": payload["bank_serial_no"],
+            "Amount": fen_to_yuan(payload["amount_fen"]),
+            "Currency": payload["currency"],
+            "Status": payload["status"],
+            "PaidTime": payload["paid_time"],
+            "PayerAccount": payload["payer_account_masked"],
+        }
+        if payload.get("fail_reason"):
+            body["FailReason"] = payload["fail_reason"]
+        if payload.get("refund_no"):
+            body["RefundNo"] = payload["refund_no"]
+        return bankxml.build_message(head, body, signer.sign, encoding=encoding)
 
     def callback(
         self,
