@@ -4,7 +4,7 @@ settles bills from ``payment.payment.succeeded`` and reverses from ``payment.pay
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from pydantic import BaseModel
 
@@ -115,3 +115,66 @@ class RefundCaseResolved(_RefundCase):
     refund_no: str | None
     applied_payment_id: str | None
     resolved_at: datetime
+
+
+# ---- bank withholding (代扣)
+class _Mandate(BaseModel):
+    mandate_id: str
+    account_no: str
+    bank_code: str
+    bank_account_masked: str  # never the whole number
+    signed_on: date
+    status: str  # active | revoked
+
+
+@catalog.register("payment.withholding_mandate.signed")
+class WithholdingMandateSigned(_Mandate):
+    """An account authorised a bank to debit its bank account for its dues."""
+
+
+@catalog.register("payment.withholding_mandate.revoked")
+class WithholdingMandateRevoked(_Mandate):
+    reason: str
+    revoked_at: datetime
+
+
+class _Batch(BaseModel):
+    batch_no: str
+    bank_code: str
+    business_day: date
+    item_count: int
+    total_fen: int
+    request_sha256: str
+    status: str  # requested | completed
+
+
+@catalog.register("payment.withholding_batch.requested")
+class WithholdingBatchRequested(_Batch):
+    """A batch's request file was produced (its orders are pending: ``payment.payment.created`` each).
+    Keyed by the batch number."""
+
+
+@catalog.register("payment.withholding_batch.completed")
+class WithholdingBatchCompleted(_Batch):
+    """The bank's result file was applied: successes through ``payment.payment.succeeded`` (what billing
+    settles), failures through ``payment.payment.failed`` and ``payment.withholding_item.failed``."""
+
+    result_sha256: str
+    processed_at: datetime
+    succeeded_count: int
+    succeeded_fen: int
+    failed_count: int
+    failed_fen: int
+
+
+@catalog.register("payment.withholding_item.failed")
+class WithholdingItemFailed(BaseModel):
+    """The bank could not debit an account (keyed by the account number: e.g. to tell the resident)."""
+
+    payment_id: str
+    account_no: str
+    batch_no: str
+    bank_code: str
+    amount_fen: int
+    failure_code: str  # the bank's reason code (INSUFFICIENT_FUNDS, ACCOUNT_CLOSED, ...)
+    failure_text: str  # what a resident reads (Simplified Chinese)

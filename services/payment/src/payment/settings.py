@@ -38,6 +38,13 @@ class Settings(ServiceSettings):
     refund_request_attempts: int = 3
     refund_retry_seconds: int = 60
     expiry_grace_seconds: int = 24 * 3600
+    # Bank withholding (代扣): the banks we send batches to, each with our merchant number at that bank (the
+    # request file's header); how long a batch's orders wait for the bank's result file before the expiry
+    # sweep closes them (a success that still arrives then opens a refund case).
+    withholding_banks: dict[str, str] = Field(
+        default_factory=lambda: {code: "M000000001" for code in ("icbc", "boc", "ccb", "abc")}
+    )
+    withholding_result_days: int = 7
     expiry_sweep_seconds: float = 30.0
 
 

@@ -30,7 +30,7 @@ from payment.api.deps import (
 )
 from payment.domain.orders import Purpose
 from payment.domain.refund_cases import Resolution
-from payment.service_layer import orders, refund_cases, refund_requests, refunds
+from payment.service_layer import counter, orders, refund_cases, refund_requests, refunds
 from utilis_shared.commands import CommandResult, IdempotencyKey, claim_for, execute, respond
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import problem_responses
@@ -83,6 +83,18 @@ class CounterReceipt(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     shift_id: str = Field(min_length=1, max_length=40, examples=["2026-11-23-A"])
+    method: Literal["cash", "pos"] | None = Field(
+        None, description="cash or pos (the shift report's split); omitted: recorded as unspecified"
+    )
+    pos_reference: str | None = Field(
+        None, min_length=1, max_length=64, description="the POS terminal's reference (method pos)"
+    )
+
+    @model_validator(mode="after")
+    def _pos_payments_name_the_terminal_reference(self) -> CounterReceipt:
+        if self.method == "pos" and not self.pos_reference:
+            raise ValueError("a POS payment names the terminal's reference (pos_reference)")
+        return self
 
 
 def order_read(order: PaymentOrder, pay_request: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -177,6 +189,8 @@ async def cancel_order(order_no: OrderNoPath, uow: Uow, principal: CanPay) -> JS
     response_model=OrderRead,
     responses=WRITE_ERRORS,
     summary="The cashier confirms cash or POS at the service counter: the order succeeds",
+    description="`method` (cash or pos, with the terminal's `pos_reference`) is what the shift report "
+    "(`GET /counter-shifts/{shift_id}/totals`) splits by; the receipt is recorded with the order's success.",
     tags=["payment orders"],
 )
 async def counter_receipt(
@@ -188,9 +202,15 @@ async def counter_receipt(
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     async def command(u: UnitOfWork) -> PaymentOrder:
-        return await orders.pay_at_counter(
-            u, order_no=order_no, cashier=principal.audit_actor, shift_id=body.shift_id, now=utcnow()
+        now = utcnow()
+        order = await orders.pay_at_counter(
+            u, order_no=order_no, cashier=principal.audit_actor, shift_id=body.shift_id, now=now
         )
+        # the shift report's row, in the same transaction
+        await counter.record_receipt(
+            u, order=order, method=body.method, pos_reference=body.pos_reference, now=now
+        )
+        return order
 
     claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
     return respond(payment_metrics.observed(uow, await execute(uow, command, order_read, claim=claim)))
@@ -490,3 +510,11 @@ async def resolve_refund_case(
     claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
     result = await execute(uow, command, lambda r: refund_case_read(*r), claim=claim)
     return respond(payment_metrics.observed(uow, result))
+
+
+# ------------------------------------------------------------------- bank withholding, counter reports
+from payment.api import counter as counter_routes  # noqa: E402
+from payment.api import withholding as withholding_routes  # noqa: E402
+
+router.include_router(withholding_routes.router)
+router.include_router(counter_routes.router)

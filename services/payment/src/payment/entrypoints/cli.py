@@ -5,6 +5,9 @@ payment migrate                    Alembic upgrade to head (a Helm pre-upgrade J
 payment events-schemas             write the JSON Schemas of the emitted events
 payment settings                   print the effective settings, secrets hidden
 payment reconcile --provider P --day D FILE   import a statement file and reconcile the day
+payment withholding-batch --bank B --day D    make (or find) a bank's withholding batch; write its file
+payment withholding-result FILE               apply a bank's withholding result file to its batch
+payment withholding-simulate FILE             the simulated bank's result file for a request file (dev)
 """
 
 from __future__ import annotations
@@ -149,6 +152,135 @@ def reconcile(
         typer.echo(json.dumps(exc.to_dict(), indent=2, ensure_ascii=False), err=True)
         raise typer.Exit(1) from exc
     typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+
+
+def _run_cli(work) -> dict:
+    """Run ``work(uow)`` in one committed unit of work against the configured database; its answer, or
+    the problem printed as JSON and exit 1."""
+    import asyncio
+
+    from utilis_shared.db import UnitOfWork, create_session_factory, engine_scope
+    from utilis_shared.errors import Problem
+
+    settings = get_settings()
+
+    async def run() -> dict:
+        async with engine_scope(settings) as engine:
+            uow = UnitOfWork(create_session_factory(engine), settings)
+            async with uow:
+                body = await work(uow, settings)
+                await uow.commit()
+                return body
+
+    try:
+        return asyncio.run(run())
+    except Problem as exc:
+        typer.echo(json.dumps(exc.to_dict(), indent=2, ensure_ascii=False), err=True)
+        raise typer.Exit(1) from exc
+
+
+@app.command("withholding-batch")
+def withholding_batch(
+    bank: Annotated[str, typer.Option(help="the bank's code, e.g. icbc")],
+    day: Annotated[str, typer.Option(help="the business day the bank debits, YYYY-MM-DD (Asia/Shanghai)")],
+    out: Annotated[
+        Path | None, typer.Option(help="where to write the request file (default <batch_no>.csv)")
+    ] = None,
+    by: Annotated[str, typer.Option(help="who runs it (the audit trail)")] = "cli",
+) -> None:
+    """Make the withholding batch (代扣) of a bank for a business day, or find the one made before (the same
+    bank and day give the same batch); write its request file and print the batch as JSON."""
+    from datetime import date, timedelta
+
+    from payment.api.withholding import batch_read
+    from payment.service_layer import withholding
+    from utilis_shared.timeutil import utcnow
+
+    try:
+        business_day = date.fromisoformat(day)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not a date YYYY-MM-DD: {day!r}", param_hint="--day") from exc
+    files: dict[str, bytes] = {}
+
+    async def work(uow, settings) -> dict:
+        result = await withholding.create_batch(
+            uow,
+            banks=settings.withholding_banks,
+            bank_code=bank,
+            day=business_day,
+            by=f"cli:{by}",
+            now=utcnow(),
+            result_ttl=timedelta(days=settings.withholding_result_days),
+        )
+        files["request"] = result.batch.request_file
+        return batch_read(result.batch, created=result.created)
+
+    body = _run_cli(work)
+    target = out or Path(f"{body['batch_no']}.csv")
+    target.write_bytes(files["request"])
+    typer.echo(json.dumps({**body, "request_file": str(target)}, indent=2, ensure_ascii=False))
+
+
+@app.command("withholding-result")
+def withholding_result(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="the bank's result file")],
+    batch: Annotated[str | None, typer.Option(help="the batch number (default: the file's header)")] = None,
+    by: Annotated[str, typer.Option(help="who applies it (the audit trail)")] = "cli",
+) -> None:
+    """Apply a bank's withholding result file to its batch: each success settled once, each failure closed
+    with the bank's reason; the same file again changes nothing. Exit 1 when the file is refused (every
+    line's error printed, nothing applied)."""
+    import csv
+
+    from payment.api.withholding import batch_read
+    from payment.service_layer import withholding
+    from utilis_shared.timeutil import utcnow
+
+    data = file.read_bytes()
+    if batch is None:
+        try:
+            header = next(csv.reader(data.decode("utf-8").splitlines()))
+        except (UnicodeDecodeError, StopIteration):
+            header = []
+        if len(header) < 2 or header[0] != "H":
+            raise typer.BadParameter("the file has no header naming its batch: pass --batch")
+        batch = header[1]
+
+    async def work(uow, settings) -> dict:
+        result = await withholding.apply_result(uow, batch_no=batch, data=data, by=f"cli:{by}", now=utcnow())
+        return {
+            "batch": batch_read(result.batch),
+            "replayed": not result.applied,
+            "outcomes": result.outcomes,
+        }
+
+    typer.echo(json.dumps(_run_cli(work), indent=2, ensure_ascii=False))
+
+
+@app.command("withholding-simulate")
+def withholding_simulate(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a withholding request file")],
+    out: Annotated[Path, typer.Option(help="where to write the simulated bank's result file")],
+    fail: Annotated[
+        list[str] | None,
+        typer.Option(help="ACCOUNT_OR_ORDER=REASON, e.g. 31000000017=INSUFFICIENT_FUNDS (repeatable)"),
+    ] = None,
+) -> None:
+    """Development: the result file the simulated bank sends back for a request file (every line debited
+    but those named by --fail, with the reason code given)."""
+    from payment.adapters.providers.simulator import ProviderSimulator
+
+    settings = get_settings()
+    if not settings.is_development:
+        raise typer.BadParameter("the simulator is refused outside development and test")
+    failures = {}
+    for item in fail or []:
+        key, sep, reason = item.partition("=")
+        if not sep or not key or not reason:
+            raise typer.BadParameter(f"not ACCOUNT_OR_ORDER=REASON: {item!r}", param_hint="--fail")
+        failures[key] = reason
+    out.write_bytes(ProviderSimulator(banks={}).withholding_result(file.read_bytes(), failures=failures))
+    typer.echo(str(out))
 
 
 def main() -> None:

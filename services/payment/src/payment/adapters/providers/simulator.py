@@ -75,7 +75,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from payment.adapters.providers import bankxml, sm2
+from payment.adapters.providers import bankxml, sm2, withholding
 from payment.adapters.providers.alipay import QUERY_NODE, AlipayAdapter, sign_content
 from payment.adapters.providers.bank import BankDirectAdapter, Signer, SignType, Verifier
 from payment.adapters.providers.base import (
@@ -833,6 +833,36 @@ class ProviderSimulator:
             )  # fmt: skip
         self.refund_notices.append(notice)
         return "accepted", ""
+
+    # ----------------------------------------------------------------------------- withholding
+    def withholding_result(
+        self,
+        request_file: bytes,
+        *,
+        failures: Mapping[str, str] | None = None,
+        processed_at: datetime | None = None,
+    ) -> bytes:
+        """The bank's result file (:mod:`.withholding`) for a withholding request file: every line debited
+        (``SUCCESS`` with a new bank serial no) except those ``failures`` names, by order no or by our
+        account no, with the bank's reason code (e.g. ``INSUFFICIENT_FUNDS``, ``ACCOUNT_CLOSED``). The
+        debited lines enter the order book as paid to ``withholding:<bank>``."""
+        batch = withholding.parse_request_file(request_file)
+        failures = failures or {}
+        processed_at = self._now(processed_at)
+        provider = f"withholding:{batch.bank_code}"
+        lines = []
+        for item in batch.items:
+            reason = failures.get(item.order_no) or failures.get(item.account_no)
+            if reason:
+                lines.append(withholding.ResultLine(item.order_no, "FAILED", "", item.amount_fen, reason))
+                self._record(provider, item.order_no, item.amount_fen, "failed", None, None)
+                continue
+            serial = f"{batch.bank_code.upper()}{processed_at.astimezone(SHANGHAI):%Y%m%d}{self._next():010d}"
+            lines.append(withholding.ResultLine(item.order_no, "SUCCESS", serial, item.amount_fen))
+            self._record(provider, item.order_no, item.amount_fen, "succeeded", serial, processed_at)
+        return withholding.build_result_file(
+            batch.batch_no, batch.merchant_no, batch.bank_code, lines, processed_at=processed_at
+        )
 
     # ------------------------------------------------------------------------------ statements
     def statement_entries(
