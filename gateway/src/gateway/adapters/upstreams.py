@@ -1,7 +1,7 @@
 """The services behind the gateway: one pooled HTTP client, a circuit breaker per service, retries.
 
-- One ``httpx.AsyncClient`` for every upstream (keep-alive pool bounded by settings), with separate
-  connect / read / write / pool timeouts.
+- A keep-alive connection pool per upstream (``adapters/http1.py``: bounded by settings, separate
+  connect / read / write / pool timeouts); httpx only for the gateway's rare calls of its own.
 - Retries (tenacity, exponential back-off with jitter) only when repeating is safe: any request whose
   connection could not be opened (it never reached the service), and idempotent requests (or writes with an
   ``Idempotency-Key``) that timed out or were answered 502/503/504.
@@ -16,9 +16,9 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
 
 import httpx
 from tenacity import (
@@ -30,6 +30,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from gateway.adapters.http1 import Answer, Pool, PoolLimits, TransportError
 from gateway.adapters.metrics import CIRCUIT_OPEN, UPSTREAM_RETRIES
 from gateway.domain.forwarding import RETRYABLE_STATUSES
 
@@ -90,9 +91,8 @@ class UpstreamConfig:
     read_timeout: float = 10.0
     write_timeout: float = 5.0
     pool_timeout: float = 2.0
-    max_connections: int = 200
-    max_keepalive: int = 64
-    pool_shards: int = 8
+    max_connections: int = 200  # per service
+    max_keepalive: int = 64  # idle connections kept per service
     attempts: int = 3
     backoff_initial: float = 0.05
     backoff_max: float = 0.5
@@ -100,50 +100,80 @@ class UpstreamConfig:
     breaker_reset_seconds: float = 10.0
 
 
+# What may stay literal in a request target's path (RFC 3986 pchar and "/"); the rest is percent-encoded,
+# so the service sees exactly the (decoded) path the policy table matched.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
 class Upstreams:
     def __init__(self, base_urls: dict[str, str], config: UpstreamConfig) -> None:
         self.base_urls = {name: url.rstrip("/") for name, url in base_urls.items()}
         self.config = config
-        # Several small pools instead of one large one, taken in turn: httpcore's pool re-examines every
-        # connection it holds (a readability check, a system call each) whenever a request starts or ends,
-        # so its cost per request grows with the pool; at 32 concurrent requests one pool of 32 spent more
-        # CPU on that than on the requests themselves.
-        shards = max(1, config.pool_shards)
-        per_shard = max(1, -(-config.max_connections // shards))
-        self.clients = [
-            httpx.AsyncClient(
-                timeout=httpx.Timeout(
-                    connect=config.connect_timeout,
-                    read=config.read_timeout,
-                    write=config.write_timeout,
-                    pool=config.pool_timeout,
-                ),
-                limits=httpx.Limits(
-                    max_connections=per_shard,
-                    max_keepalive_connections=max(1, -(-config.max_keepalive // shards)),
-                ),
-                follow_redirects=False,
-                trust_env=False,
-            )
-            for _ in range(shards)
-        ]
-        self._turn = itertools.cycle(self.clients)
+        limits = PoolLimits(
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+            write_timeout=config.write_timeout,
+            pool_timeout=config.pool_timeout,
+            max_connections=config.max_connections,
+            max_keepalive=config.max_keepalive,
+        )
+        self.pools = {name: Pool(url, limits) for name, url in self.base_urls.items()}
+        self._base_paths = {name: urlsplit(url).path for name, url in self.base_urls.items()}
         self.breakers = {
             name: CircuitBreaker(name, config.breaker_failures, config.breaker_reset_seconds)
             for name in self.base_urls
         }
+        self._client: httpx.AsyncClient | None = None
 
     def knows(self, upstream: str) -> bool:
         return upstream in self.base_urls
 
     @property
     def client(self) -> httpx.AsyncClient:
-        """A client for the gateway's own calls to the services (their OpenAPI documents)."""
-        return self.clients[0]
+        """A client for the gateway's own, rare calls to the services (their OpenAPI documents)."""
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    connect=self.config.connect_timeout,
+                    read=self.config.read_timeout,
+                    write=self.config.write_timeout,
+                    pool=self.config.pool_timeout,
+                ),
+                limits=httpx.Limits(max_connections=10, max_keepalive_connections=4),
+                follow_redirects=False,
+                trust_env=False,
+            )
+        return self._client
 
     async def aclose(self) -> None:
-        for client in self.clients:
-            await client.aclose()
+        for pool in self.pools.values():
+            await pool.aclose()
+        if self._client is not None:
+            await self._client.aclose()
+
+    def encode(
+        self,
+        upstream: str,
+        method: str,
+        path: str,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+    ) -> bytes:
+        """The whole HTTP/1.1 request to ``upstream``: request line, ``Host``, ``headers`` (already free of
+        hop-by-hop ones and of ``Host`` / ``Content-Length``), ``Content-Length`` when there is a body or
+        the method carries one, and the body."""
+        target = (self._base_paths[upstream] + quote(path, safe=_PATH_SAFE)).encode("ascii")
+        if query:
+            target += b"?" + query
+        host = self.pools[upstream].host_header
+        parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\nhost: ", host]
+        for name, value in headers:
+            parts += (b"\r\n", name, b": ", value)
+        if body or method in ("POST", "PUT", "PATCH"):
+            parts += (b"\r\ncontent-length: ", str(len(body)).encode("ascii"))
+        parts += (b"\r\n\r\n", body)
+        return b"".join(parts)
 
     async def send(
         self,
@@ -152,32 +182,33 @@ class Upstreams:
         path: str,
         *,
         query: bytes,
-        headers: list[tuple[str, str]],
+        headers: list[tuple[bytes, bytes]],
         body: bytes,
         retry_safe: bool,
-    ) -> httpx.Response:
-        """Send the request to ``upstream`` and return its (fully read) response. Raises ``CircuitOpen``
+    ) -> Answer:
+        """Send the request to ``upstream`` and return its (fully read) answer. Raises ``CircuitOpen``
         or ``UpstreamFailed``; a 502/503/504 that survives the retries is returned as the answer."""
         breaker = self.breakers[upstream]
-        client = next(self._turn)
-        url = httpx.URL(self.base_urls[upstream] + path, query=query or None)
+        pool = self.pools[upstream]
+        data = self.encode(upstream, method, path, query, headers, body)
+        head_only = method == "HEAD"
 
         def retryable_error(exc: BaseException) -> bool:
-            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-                return True  # never reached the service
-            return retry_safe and isinstance(exc, httpx.TimeoutException | httpx.RemoteProtocolError)
+            if not isinstance(exc, TransportError):
+                return False
+            return not exc.reached or retry_safe  # never reached the service, or safe to repeat
 
-        def retryable_answer(response: httpx.Response) -> bool:
+        def retryable_answer(response: Answer) -> bool:
             return retry_safe and response.status_code in RETRYABLE_STATUSES
 
         def count_retry(state: RetryCallState) -> None:
             UPSTREAM_RETRIES.labels(upstream).inc()
 
-        async def attempt() -> httpx.Response:
+        async def attempt() -> Answer:
             breaker.before_call()
             try:
-                response = await client.request(method, url, headers=headers, content=body)
-            except httpx.HTTPError:
+                response = await pool.request(data, head_only=head_only)
+            except TransportError:
                 breaker.record(ok=False)
                 raise
             breaker.record(ok=response.status_code not in RETRYABLE_STATUSES)
@@ -185,7 +216,7 @@ class Upstreams:
 
         try:  # the first attempt outside tenacity: most requests need no retry machinery at all
             first = await attempt()
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             if self.config.attempts == 1 or not retryable_error(exc):
                 raise self._failure(upstream, exc) from exc
         else:
@@ -207,13 +238,13 @@ class Upstreams:
         await asyncio.sleep(self.config.backoff_initial)
         try:
             return await retrying(attempt)
-        except httpx.HTTPError as exc:
+        except TransportError as exc:
             raise self._failure(upstream, exc) from exc
 
     @staticmethod
-    def _failure(upstream: str, exc: httpx.HTTPError) -> UpstreamFailed:
-        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+    def _failure(upstream: str, exc: TransportError) -> UpstreamFailed:
+        if exc.kind == "connect":
             return UpstreamFailed(upstream, "connect")
-        if isinstance(exc, httpx.TimeoutException):
+        if exc.kind in ("pool", "read", "write"):
             return UpstreamFailed(upstream, "timeout")
         return UpstreamFailed(upstream, "protocol")

@@ -10,78 +10,98 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+# Headers are handled as ASGI has them: (name, value) byte pairs, names lower-case (the server lower-cases
+# what it receives; the services' answers are compared case-insensitively).
 # RFC 9110 §7.6.1, plus the proxy-specific ones.
 HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
     }
 )
 # Set by the gateway itself on the way in (from what it saw) or on the way out (its own values).
 REQUEST_REPLACED = frozenset(
     {
-        "host",
-        "content-length",
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-forwarded-host",
-        "x-forwarded-prefix",
+        b"host",
+        b"content-length",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+        b"x-forwarded-prefix",
+        b"x-request-id",
+        b"x-correlation-id",
     }
 )
-RESPONSE_REPLACED = frozenset({"content-length", "date", "server", "x-request-id", "x-correlation-id"})
+PUBLIC_DROPPED = frozenset({b"authorization", b"cookie"})
+RESPONSE_REPLACED = frozenset({b"content-length", b"date", b"server", b"x-request-id", b"x-correlation-id"})
+REQUEST_DROPPED = HOP_BY_HOP | REQUEST_REPLACED
+RESPONSE_DROPPED = HOP_BY_HOP | RESPONSE_REPLACED
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 RETRYABLE_STATUSES = frozenset({502, 503, 504})
+
+Headers = list[tuple[bytes, bytes]]
 
 
 class BadPath(ValueError):
     pass
 
 
-def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
-    named: set[str] = set()
+def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:
+    named: set[bytes] = set()
     for name, value in headers:
-        if name.lower() == "connection":
-            named.update(t.strip().lower() for t in value.split(",") if t.strip())
+        if name.lower() == b"connection":
+            named.update(t.strip().lower() for t in value.split(b",") if t.strip())
     return named
 
 
 def request_headers(
-    incoming: Iterable[tuple[str, str]],
+    incoming: Iterable[tuple[bytes, bytes]],
     *,
     client_ip: str,
     scheme: str,
-    host: str | None,
+    host: bytes | None,
     prefix: str,
+    request_id: str,
+    correlation_id: str,
     drop_authorization: bool = False,
-) -> list[tuple[str, str]]:
-    """The headers to send upstream: end-to-end ones as received, then the ``X-Forwarded-*`` set."""
+) -> Headers:
+    """The headers to send upstream: end-to-end ones as received, then the ``X-Forwarded-*`` set and the
+    request and correlation ids the gateway settled on (the client's when well-formed)."""
     incoming = list(incoming)
-    dropped = HOP_BY_HOP | REQUEST_REPLACED | _connection_tokens(incoming)
+    named = _connection_tokens(incoming)
+    dropped = REQUEST_DROPPED
+    if named:
+        dropped = dropped | named
     if drop_authorization:
-        dropped = dropped | {"authorization", "cookie"}
+        dropped = dropped | PUBLIC_DROPPED
     out = [(n, v) for n, v in incoming if n.lower() not in dropped]
-    forwarded_for = [v for n, v in incoming if n.lower() == "x-forwarded-for"]
     # The gateway is the edge: what clients claim in X-Forwarded-For is kept (for logs) but the hop the
     # gateway saw is appended last, which is what the services read.
-    chain = ", ".join([*forwarded_for, client_ip]) if forwarded_for else client_ip
-    out.append(("x-forwarded-for", chain))
-    out.append(("x-forwarded-proto", scheme))
+    chain = client_ip.encode("latin-1")
+    forwarded_for = [v for n, v in incoming if n.lower() == b"x-forwarded-for"]
+    if forwarded_for:
+        chain = b", ".join([*forwarded_for, chain])
+    out.append((b"x-forwarded-for", chain))
+    out.append((b"x-forwarded-proto", scheme.encode("latin-1")))
     if host:
-        out.append(("x-forwarded-host", host))
-    out.append(("x-forwarded-prefix", prefix))
+        out.append((b"x-forwarded-host", host))
+    out.append((b"x-forwarded-prefix", prefix.encode("latin-1")))
+    out.append((b"x-request-id", request_id.encode("latin-1")))
+    out.append((b"x-correlation-id", correlation_id.encode("latin-1")))
     return out
 
 
-def response_headers(upstream: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+def response_headers(upstream: Iterable[tuple[bytes, bytes]]) -> Headers:
     upstream = list(upstream)
-    dropped = HOP_BY_HOP | RESPONSE_REPLACED | _connection_tokens(upstream)
+    named = _connection_tokens(upstream)
+    dropped = RESPONSE_DROPPED | named if named else RESPONSE_DROPPED
     return [(n, v) for n, v in upstream if n.lower() not in dropped]
 
 
@@ -97,10 +117,10 @@ def check_path(raw_path: bytes, path: str) -> None:
         raise BadPath("control characters are not accepted in paths")
 
 
-def may_retry(method: str, headers: Iterable[tuple[str, str]]) -> bool:
+def may_retry(method: str, headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """Whether an attempt that failed after the request may have reached the service can be repeated:
     idempotent methods, and writes carrying an ``Idempotency-Key`` (the service answers a repeat with the
     first outcome)."""
     if method in IDEMPOTENT_METHODS:
         return True
-    return any(n.lower() == "idempotency-key" for n, _ in headers)
+    return any(n.lower() == b"idempotency-key" for n, _ in headers)

@@ -32,10 +32,17 @@ from gateway.domain.policy import POLICY, PolicyTable, RoutePolicy
 from gateway.service_layer.channel_usage import ChannelUsageRecorder
 from gateway.settings import Settings
 from utilis_shared.auth import Principal, TokenVerifier
-from utilis_shared.context import CORRELATION_ID_HEADER, REQUEST_ID_HEADER, correlation_id_var, request_id_var
+from utilis_shared.context import correlation_id_var, request_id_var
 from utilis_shared.errors import Forbidden, NotFound, Problem, Unauthorized
 
 log = logging.getLogger(__name__)
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
 
 
 class RateLimited(Problem):
@@ -167,24 +174,17 @@ class Proxy:
     async def _forward(
         self, request: Request, route: RoutePolicy, service: str, path: str, prefix: str, client_ip: str
     ) -> Response:
-        incoming = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]]
+        incoming = request.scope["headers"]
         headers = forwarding.request_headers(
             incoming,
             client_ip=client_ip,
-            scheme=request.url.scheme,
-            host=request.headers.get("host"),
+            scheme=request.scope.get("scheme", "http"),
+            host=_header(incoming, b"host"),
             prefix=prefix,
+            request_id=request_id_var.get(),
+            correlation_id=correlation_id_var.get(),
             drop_authorization=route.access.public,
         )
-        headers = [
-            (n, v)
-            for n, v in headers
-            if n.lower() not in (REQUEST_ID_HEADER.lower(), CORRELATION_ID_HEADER.lower())
-        ]
-        headers += [
-            (REQUEST_ID_HEADER, request_id_var.get()),
-            (CORRELATION_ID_HEADER, correlation_id_var.get()),
-        ]
         body = await request.body()
         started = time.perf_counter()
         status = "error"
@@ -218,8 +218,5 @@ class Proxy:
             UPSTREAM_REQUESTS.labels(service, route.template, request.method, status).inc()
             UPSTREAM_DURATION.labels(service, route.template).observe(time.perf_counter() - started)
         response = Response(content=answer.content, status_code=answer.status_code)
-        response.raw_headers.extend(
-            (n.encode("latin-1"), v.encode("latin-1"))
-            for n, v in forwarding.response_headers(answer.headers.multi_items())
-        )
+        response.raw_headers.extend(forwarding.response_headers(answer.headers))
         return response
