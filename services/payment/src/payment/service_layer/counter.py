@@ -137,7 +137,7 @@ async def shift_report(session: AsyncSession, shift_id: str, *, cashier: str | N
     stmt = _grouped().where(CounterReceiptRow.shift_id == shift_id)
     if cashier is not None:
         stmt = stmt.where(CounterReceiptRow.cashier == cashier)
-    report = summarise((await session.execute(stmt)).tuples().all())
+    report = summarise((await session.execute(stmt)).all())
     if not report.groups:
         raise ShiftNotFound(
             f"No counter receipts in shift {shift_id}" + (" taken by you." if cashier else ".")
@@ -147,4 +147,4 @@ async def shift_report(session: AsyncSession, shift_id: str, *, cashier: str | N
 
 async def day_report(session: AsyncSession, day: date) -> Report:
     stmt = _grouped().where(CounterReceiptRow.business_day == day)
-    return summarise((await session.execute(stmt)).tuples().all())
+    return summarise((await session.execute(stmt)).all())
