@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import platform as platform_mod
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -55,6 +56,32 @@ async def wait_ready(url: str) -> None:
     raise TimeoutError(f"{url} not ready")
 
 
+async def start_profiles(
+    folder: Path | None, scenario: str, concurrency: int, gateway_pid: int, customer_pid: int
+) -> list[asyncio.subprocess.Process]:
+    if folder is None:
+        return []
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    label = scenario.split()[0]
+    spies = [
+        await asyncio.create_subprocess_exec(
+            "py-spy", "record", "--nonblocking", "-r", "200", "-f", "raw", "-p", str(pid),
+            "-o", str(folder / f"{label}-c{concurrency}-{process}.txt"),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for process, pid in (("gateway", gateway_pid), ("customer", customer_pid))
+    ]  # fmt: skip
+    await asyncio.sleep(1.0)  # py-spy attaches
+    return spies
+
+
+async def stop_profiles(spies: list[asyncio.subprocess.Process]) -> None:
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)  # py-spy writes its file on Ctrl-C
+    for spy in spies:
+        await spy.wait()
+
+
 async def staff_token(gateway_db_url: str, gateway_url: str) -> str:
     settings = GatewaySettings(environment="development", database_url=gateway_db_url)
     engine = create_engine(settings)
@@ -85,6 +112,12 @@ async def main() -> None:
     parser.add_argument("--accounts", type=int, default=5_000)
     parser.add_argument("--requests", type=int, default=4_000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="a folder: py-spy samples both processes during each measured run (collapsed stacks, "
+        "<scenario>-c<concurrency>-<process>.txt); the CPU figures then include py-spy's own overhead",
+    )
     args = parser.parse_args()
     print(f"machine: {platform_mod.node()} {os.cpu_count()} cores; python {platform_mod.python_version()}")
     workdir = Path(tempfile.mkdtemp(prefix="utilis-bench-gw-"))
@@ -142,8 +175,10 @@ async def main() -> None:
             results = {}
             for name, (port, paths) in scenarios.items():
                 await drive(port, paths, headers, 200, concurrency)  # warm-up (keys, pools, caches)
+                spies = await start_profiles(args.profile, name, concurrency, gateway.pid, customer.pid)
                 cpu_before = [cpu_seconds(p.pid) for p in (gateway, customer)]
                 elapsed, lat, errors = await drive(port, paths, headers, requests, concurrency)
+                await stop_profiles(spies)
                 cpu = [
                     (cpu_seconds(p.pid) - b) / requests * 1000
                     for p, b in zip((gateway, customer), cpu_before, strict=True)
