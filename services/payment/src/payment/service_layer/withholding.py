@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import String, any_, bindparam, exists, func, select, text
+from sqlalchemy import String, any_, bindparam, exists, func, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import undefer
@@ -377,7 +377,9 @@ async def _candidates(session: AsyncSession, bank_code: str) -> list[rules.Candi
     paid = exists().where(
         PaymentOrder.account_no == WithholdingMandate.account_no,
         PaymentOrder.status.in_((OrderStatus.SUCCEEDED.value, OrderStatus.REFUNDED.value)),
-        PaymentOrder.paid_at > AccountDues.as_of,
+        # the provider's time or, if later, when the success was recorded here (a bank's file gives whole
+        # seconds: a report within the same second must not hide the payment)
+        or_(PaymentOrder.paid_at > AccountDues.as_of, PaymentOrder.updated_at > AccountDues.as_of),
     )
     rows = await session.execute(
         select(
