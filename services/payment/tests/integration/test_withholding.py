@@ -100,7 +100,9 @@ async def test_mandates_are_encrypted_masked_and_one_active_per_account(
     again = await client.post(url, json={"reason": "用户申请解约"}, headers=auth("billing_clerk"))
     assert again.status_code == 409 and again.json()["code"] == "withholding_mandate_not_active"
     missing = await client.post(
-        f"/v1/withholding-mandates/{uuid.uuid4()}/revocation", json={"reason": "误操作"}, headers=auth("agent")
+        f"/v1/withholding-mandates/{uuid.uuid4()}/revocation",
+        json={"reason": "误操作"},
+        headers=auth("agent"),
     )
     assert missing.status_code == 404 and missing.json()["code"] == "withholding_mandate_not_found"
     assert (await sign(client, auth, no, bank, card())).status_code == 201  # a new card after revoking
@@ -349,6 +351,8 @@ async def test_a_result_file_that_does_not_match_the_batch_is_refused_whole(
     assert (await client.get(f"/v1/withholding-batches/{batch['batch_no']}", headers=clerk)).json()[
         "status"
     ] == ("requested")
+    cursor = await client.get(f"/v1/withholding-batches/{batch['batch_no']}/items?cursor=bad", headers=clerk)
+    assert cursor.status_code == 422 and cursor.json()["code"] == "invalid_cursor"
     unknown = await client.post(
         "/v1/withholding-batches/W20991231NOBANK/result-file", content=bad, headers=clerk
     )
