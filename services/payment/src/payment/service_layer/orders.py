@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from payment.adapters.orm import AccountDues, BillDue, PaymentOrder, ProviderCallback, RefundCase
@@ -61,9 +61,12 @@ def provider_of(channel: str) -> str:
     raise _problem(422, "unknown_channel", f"No payment channel {channel!r}.")
 
 
+_NEXT_ORDER_SEQ = text("SELECT nextval('payment_order_seq')")
+
+
 async def next_order_no(session, now: datetime) -> str:
     """``P`` + the business date + a 10-digit sequence: ``P202611230000001234`` (19 characters)."""
-    seq = (await session.execute(text("SELECT nextval('payment_order_seq')"))).scalar_one()
+    seq = (await session.execute(_NEXT_ORDER_SEQ)).scalar_one()
     return f"P{now.astimezone(BUSINESS_TZ):%Y%m%d}{seq:010d}"
 
 
@@ -140,11 +143,15 @@ async def create_order(
     return order
 
 
+# Built once: every callback and most routes look an order up (statement construction and its cache key
+# cost more CPU than the round trip).
+_ORDER = select(PaymentOrder).where(PaymentOrder.order_no == bindparam("b_order_no"))
+_ORDER_LOCKED = _ORDER.with_for_update()
+
+
 async def get_order(session, order_no: str, *, lock: bool = False) -> PaymentOrder:
-    stmt = select(PaymentOrder).where(PaymentOrder.order_no == order_no)
-    if lock:
-        stmt = stmt.with_for_update()
-    order = (await session.execute(stmt)).scalar_one_or_none()
+    found = await session.execute(_ORDER_LOCKED if lock else _ORDER, {"b_order_no": order_no})
+    order = found.scalar_one_or_none()
     if order is None:
         raise OrderNotFound(f"No payment order {order_no}.")
     return order
