@@ -4,15 +4,19 @@ matches ``gateway``, whose own routes (``/api/gateway/...``) come after."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.convertors import Convertor, register_url_convertor
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.service_layer import openapi
 from gateway.service_layer.proxy import Proxy
+from utilis_shared.errors import Problem, problem_response
 
 router = APIRouter()
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -68,3 +72,53 @@ class UpstreamConvertor(Convertor[str]):
 register_url_convertor("upstream", UpstreamConvertor())
 router.add_route("/api/{service:upstream}/{path:path}", to_service, methods=METHODS, include_in_schema=False)
 router.add_route("/callbacks/{path:path}", provider_callback, methods=METHODS, include_in_schema=False)
+
+
+# ---- The fast path ----
+_API = re.compile(r"/api/(" + UpstreamConvertor.regex + r")/(.*)")
+_CALLBACK = re.compile(r"/callbacks/(.*)")
+_METHODS = frozenset(METHODS)
+
+
+class FrontDoor:
+    """Proxied requests go from the shared middleware (ids, metrics, access log, body limit), which this
+    sits inside, straight to the proxy: the same routes as above, matched the same way, without FastAPI's
+    route matching, telemetry hook, exception and exit-stack layers, which cost a proxied request about a
+    sixth of the gateway's CPU. A refusal (a ``Problem``) is answered here as the problem handlers would;
+    anything else propagates as it would from the route. Every other request goes on to the application."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _METHODS:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):  # as Starlette's router matches
+            path = path[len(root) :]
+        if match := _API.fullmatch(path):
+            service, rest = match.groups()
+            handle = "api"
+        elif match := _CALLBACK.fullmatch(path):
+            service, rest = "payment", match.group(1)
+            handle = "callback"
+        else:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        proxy: Proxy = scope["app"].state.proxy
+        try:
+            if handle == "api":
+                response = await proxy.api(request, service, rest)
+            else:
+                response = await proxy.callback(request, rest)
+        except Problem as exc:
+            response = problem_response(exc)
+        await response(scope, receive, send)
+
+
+def install_front_door(app: FastAPI) -> None:
+    """Put :class:`FrontDoor` innermost among the application's middleware (after the shared ones)."""
+    app.user_middleware.append(Middleware(FrontDoor))

@@ -123,6 +123,8 @@ def create(settings: Settings | None = None) -> FastAPI:
         readiness=readiness,
     )
 
+    proxy_api.install_front_door(app)
+
     @app.exception_handler(OAuthError)
     async def _oauth_error(_: Request, exc: OAuthError) -> JSONResponse:
         return JSONResponse(exc.to_dict(), status_code=exc.status, headers={**exc.headers, **NO_STORE})

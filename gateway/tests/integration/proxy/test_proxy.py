@@ -13,6 +13,7 @@ from typing import Any
 
 import jwt
 import pytest
+from prometheus_client import generate_latest
 
 CUSTOMERS = "/api/customer/v1/customers"
 
@@ -355,3 +356,37 @@ async def test_proxied_requests_are_counted_per_route_channel_and_refusal_reason
     assert value("utilis_gateway_auth_failures_total", reason="no_policy") == refused_before + 1
     # The shared RED metrics (and the access log) name the policy's route template, not the catch-all.
     assert value("utilis_http_requests_total", **red) == red_before + 1
+
+
+async def test_proxied_requests_take_the_front_door_past_the_application_router(gateway, token):
+    """Proxied paths are answered by ``api.proxy.FrontDoor`` inside the shared middleware, with the same
+    answers, refusals and metric names; the gateway's own routes still go through the router."""
+    agent = await token(roles=("agent",))
+    async with gateway() as (app, client):
+        assert (await client.get("/livez")).status_code == 200  # the middleware stack is built
+        routed: list[str] = []
+        inner = app.router.middleware_stack
+
+        async def recording(scope, receive, send):
+            routed.append(scope["path"])
+            await inner(scope, receive, send)
+
+        app.router.middleware_stack = recording
+        ok = await client.get("/api/customer/v1/accounts/2301000001", headers=bearer(agent))
+        assert ok.status_code == 200 and ok.headers["x-upstream"] == "echo"
+        unknown = await client.get("/api/nowhere/v1/x", headers=bearer(agent))
+        assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_service"
+        assert unknown.headers["content-type"] == "application/problem+json"
+        assert unknown.json()["instance"] == unknown.headers["x-request-id"]
+        callback = await client.post("/callbacks/nowhere/notify", content=b"{}")
+        assert callback.status_code == 403 and callback.json()["code"] == "ip_not_allowed"
+        assert routed == []
+        assert (await client.get("/.well-known/jwks.json")).status_code == 200
+        assert (await client.get("/api/gateway/reports/channel-usage")).status_code == 401
+        assert (await client.request("TRACE", "/api/customer/v1/x")).status_code == 405
+        assert routed == [
+            "/.well-known/jwks.json",
+            "/api/gateway/reports/channel-usage",
+            "/api/customer/v1/x",
+        ]
+    assert "/api/nowhere" not in generate_latest().decode()  # metric labels never carry a concrete path
