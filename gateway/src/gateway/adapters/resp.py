@@ -10,9 +10,7 @@ How: one connection, opened on first use (``AUTH`` and ``SELECT`` from the URL, 
 ``unix://`` sockets) and again after it is lost. Commands from concurrent requests are written as they
 come and Redis answers them in order, so each caller's future is simply the next in a queue (pipelining:
 no request waits for another's round trip). A reply that does not come within ``timeout`` closes the
-connection and fails everything pending on it, so a late reply can never be taken for another command's;
-those commands are sent once more on a new connection (the limiter's script may then count a request
-twice against its limits, never let one through unchecked).
+connection and fails everything pending on it, so a late reply can never be taken for another command's.
 Replies are RESP2 (no ``HELLO``): simple strings, errors, integers, bulk strings and arrays.
 """
 
@@ -209,14 +207,7 @@ class PipelinedRedis:
             return protocol
 
     async def execute(self, *args: bytes | str | int) -> Reply:
-        """Send one command and return its reply. A command whose connection is lost, garbled or late is
-        sent once more on a new connection (as redis-py retries connection errors); one that cannot get a
-        connection at all fails at once."""
         protocol = await self._connection()
-        try:
-            return await protocol.send(*args)
-        except RedisUnavailable:
-            protocol = await self._connection()
         return await protocol.send(*args)
 
     async def evalsha(self, sha: str, script: str, keys: list[str], args: list[str | int]) -> Reply:

@@ -78,7 +78,7 @@ async def test_a_late_reply_fails_everything_pending_and_the_next_command_reconn
         with pytest.raises(RedisUnavailable):
             await asyncio.wait_for(queued, 2)  # never given the slow one's late reply
         assert await asyncio.wait_for(redis.execute(b"PING"), 2) == b"PONG"
-        assert len(connections) == 3  # each late command was sent once more, on a second connection
+        assert len(connections) == 2
     finally:
         await redis.aclose()
         server.close()
@@ -102,25 +102,7 @@ async def test_a_lost_or_garbled_connection_fails_what_was_pending():
         with pytest.raises(RedisUnavailable, match="unreadable"):
             await redis.execute(b"GARBLE")
         assert await redis.execute(b"EXISTS", b"k") == 1
-        assert len(connections) == 5  # QUIT and GARBLE were each sent once more on a new connection
-    finally:
-        await redis.aclose()
-        server.close()
-
-    hung_up: list[int] = []
-
-    async def drop_the_first_connection(data: bytes, writer: asyncio.StreamWriter) -> None:
-        if not hung_up:
-            hung_up.append(1)
-            writer.close()  # a Redis restart, a failover: the command is lost with its connection
-        else:
-            writer.write(b":7\r\n")
-
-    server, port, _, connections = await scripted(drop_the_first_connection)
-    redis = PipelinedRedis(f"redis://127.0.0.1:{port}", timeout=1)
-    try:
-        assert await redis.execute(b"EXISTS", b"k") == 7  # sent again on a new connection
-        assert len(connections) == 2
+        assert len(connections) == 3
     finally:
         await redis.aclose()
         server.close()
