@@ -16,12 +16,9 @@ round trips per request would cost more than the gateway's whole latency budget.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-
-from gateway.adapters.resp import PipelinedRedis
 
 _SCRIPT = """
 local t = redis.call('TIME')
@@ -71,23 +68,19 @@ class Verdict:
 
 
 class RateLimiter:
-    """``check`` runs on every proxied request, over the pipelined connection (``adapters/resp.py``);
-    the rare ``deny_token`` uses the gateway's redis-py client."""
-
-    def __init__(self, redis: Redis, checks: PipelinedRedis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis = redis
-        self.checks = checks
         self.prefix = prefix
-        self._sha = hashlib.sha1(_SCRIPT.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA1
+        self._script = redis.register_script(_SCRIPT)
 
     async def check(self, limits: list[Limit], *, token_id: str | None = None) -> Verdict:
         keys = [f"{self.prefix}revoked:{token_id or '-'}"]
-        args: list[str | int] = [1 if token_id else 0]
+        args: list[str | int] = ["1" if token_id else "0"]
         for limit in limits:
             period_us = int(limit.period_seconds * 1_000_000)
             keys.append(f"{self.prefix}rl:{limit.name}:{limit.key}")
             args += [max(1, period_us // max(1, limit.requests)), period_us]
-        which, wait_us = await self.checks.evalsha(self._sha, _SCRIPT, keys, args)  # type: ignore[misc]
+        which, wait_us = await self._script(keys=keys, args=args)
         if which == -1:
             return Verdict(allowed=False, revoked=True)
         if which == 0:

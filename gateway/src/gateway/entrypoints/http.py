@@ -12,7 +12,6 @@ from redis.asyncio import Redis
 from gateway import __version__
 from gateway.adapters.crypto import SecretHasher
 from gateway.adapters.ratelimit import RateLimiter
-from gateway.adapters.resp import PipelinedRedis
 from gateway.adapters.sms import DevelopmentSmsSender
 from gateway.adapters.upstreams import UpstreamConfig, Upstreams
 from gateway.api import proxy as proxy_api
@@ -70,8 +69,7 @@ def create(settings: Settings | None = None) -> FastAPI:
         app.state.redis = Redis.from_url(settings.redis_url)
         app.state.sms_sender = DevelopmentSmsSender(development=settings.is_development)
         app.state.sms_codes = SmsCodes(app.state.redis, cipher, app.state.sms_sender, settings)
-        app.state.redis_checks = PipelinedRedis(settings.redis_url)
-        app.state.limiter = RateLimiter(app.state.redis, app.state.redis_checks, settings.redis_prefix)
+        app.state.limiter = RateLimiter(app.state.redis, settings.redis_prefix)
         app.state.upstreams = Upstreams(
             settings.upstreams,
             UpstreamConfig(
@@ -102,7 +100,6 @@ def create(settings: Settings | None = None) -> FastAPI:
         finally:
             await app.state.channel_usage.stop()
             await app.state.upstreams.aclose()
-            await app.state.redis_checks.aclose()
             await app.state.redis.aclose()
             await engine.dispose()
 
