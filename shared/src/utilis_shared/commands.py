@@ -110,10 +110,12 @@ async def execute(
     command: Callable[[UnitOfWork], Awaitable[T]],
     present: Callable[[T], dict[str, Any]],
     *,
-    status: int = 200,
+    status: int | Callable[[T], int] = 200,
     claim: IdempotencyClaim | None = None,
 ) -> CommandResult:
-    """Run ``command`` in one transaction and return the presented response (stored for replays)."""
+    """Run ``command`` in one transaction and return the presented response (stored for replays).
+    ``status``: the answer's status, or a function of the command's result (201 for a new resource, 200 for
+    the one that already existed)."""
     async with uow:
         if claim is not None:
             replay = await claim.acquire(uow)
@@ -121,10 +123,11 @@ async def execute(
                 return CommandResult(status=replay[0], body=replay[1], replayed=True)
         result = await command(uow)
         body = present(result)
+        code = status(result) if callable(status) else status
         if claim is not None:
-            await claim.store(uow, status, body)
+            await claim.store(uow, code, body)
         await uow.commit()
-        return CommandResult(status=status, body=body)
+        return CommandResult(status=code, body=body)
 
 
 IdempotencyKey = Annotated[

@@ -21,7 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from payment.adapters.orm import ReconciliationCase, ReconciliationRun, StatementImport
 from payment.service_layer import reconciliation as rec
 from utilis_shared.auth import Principal, Role, require
-from utilis_shared.commands import IdempotencyKey, claim_for
+from utilis_shared.commands import IdempotencyKey, claim_for, execute, respond
+from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import UnprocessableEntity, problem_responses
 from utilis_shared.timeutil import utcnow
 from utilis_shared.web import Uow
@@ -252,11 +253,6 @@ def case_read(case: ReconciliationCase) -> dict[str, Any]:
     }
 
 
-def _respond(status: int, body: dict[str, Any], replayed: bool) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return JSONResponse(body, status_code=status, headers=headers)
-
-
 # -------------------------------------------------------------------------------------------------- runs
 @router.post(
     "/reconciliations",
@@ -301,20 +297,15 @@ async def create_reconciliation(
         key,
         {"provider": provider, "day": day.isoformat(), "sha256": hashlib.sha256(data).hexdigest()},
     )
-    async with uow:
-        if claim is not None:
-            stored = await claim.acquire(uow)
-            if stored is not None:
-                return _respond(stored[0], stored[1], True)
-        result = await rec.import_statement(uow, provider, day, data, principal.audit_actor)
-        _, imported = await rec.get_run(uow.session, result.run.id)
-        counts = await rec.case_counts(uow.session, result.run.id)
-        body = run_read(result.run, imported, counts, replayed=not result.created)
-        status = 201 if result.created else 200
-        if claim is not None:
-            await claim.store(uow, status, body)
-        await uow.commit()
-    return _respond(status, body, False)
+
+    async def command(u: UnitOfWork) -> tuple[bool, dict[str, Any]]:
+        result = await rec.import_statement(u, provider, day, data, principal.audit_actor)
+        _, imported = await rec.get_run(u.session, result.run.id)
+        counts = await rec.case_counts(u.session, result.run.id)
+        return result.created, run_read(result.run, imported, counts, replayed=not result.created)
+
+    result = await execute(uow, command, lambda r: r[1], status=lambda r: 201 if r[0] else 200, claim=claim)
+    return respond(result)
 
 
 @router.get(
@@ -440,14 +431,8 @@ async def resolve_reconciliation_case(
     key: IdempotencyKey = None,
 ) -> JSONResponse:
     claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
-    async with uow:
-        if claim is not None:
-            stored = await claim.acquire(uow)
-            if stored is not None:
-                return _respond(stored[0], stored[1], True)
-        case = await rec.resolve_case(uow, case_id, body.resolution, body.note, principal.audit_actor)
-        out = case_read(case)
-        if claim is not None:
-            await claim.store(uow, 200, out)
-        await uow.commit()
-    return _respond(200, out, False)
+
+    async def command(u: UnitOfWork) -> Any:
+        return await rec.resolve_case(u, case_id, body.resolution, body.note, principal.audit_actor)
+
+    return respond(await execute(uow, command, case_read, claim=claim))

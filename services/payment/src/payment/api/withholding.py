@@ -23,7 +23,8 @@ from payment.api.deps import ensure_account_access
 from payment.domain import withholding as rules
 from payment.service_layer import withholding as svc
 from utilis_shared.auth import Principal, Role, require
-from utilis_shared.commands import IdempotencyKey, claim_for
+from utilis_shared.commands import IdempotencyKey, claim_for, execute, respond
+from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import UnprocessableEntity, problem_responses
 from utilis_shared.pii import PiiCipher
 from utilis_shared.timeutil import business_date_of, utcnow
@@ -66,11 +67,6 @@ class Money(BaseModel):
 
 def _money(fen: int) -> dict[str, Any]:
     return {"amount_fen": fen, "currency": "CNY"}
-
-
-def _respond(status: int, body: dict[str, Any], replayed: bool = False) -> JSONResponse:
-    headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return JSONResponse(body, status_code=status, headers=headers)
 
 
 # ------------------------------------------------------------------------------------------- mandates
@@ -157,14 +153,10 @@ async def sign_mandate(
     if signed_on > business_date_of(now):
         raise UnprocessableEntity("A mandate cannot be signed in the future.", code="validation_failed")
     settings = request.app.state.settings
-    claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
-    async with uow:
-        if claim is not None:
-            stored = await claim.acquire(uow)
-            if stored is not None:
-                return _respond(stored[0], stored[1], True)
-        mandate, created = await svc.sign_mandate(
-            uow,
+
+    async def command(u: UnitOfWork) -> tuple[Any, bool]:
+        return await svc.sign_mandate(
+            u,
             cipher=cipher,
             banks=settings.withholding_banks,
             account_no=account_no,
@@ -174,11 +166,12 @@ async def sign_mandate(
             signed_on=signed_on,
             by=principal.audit_actor,
         )
-        status, response = (201 if created else 200), mandate_read(mandate)
-        if claim is not None:
-            await claim.store(uow, status, response)
-        await uow.commit()
-    return _respond(status, response)
+
+    claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
+    result = await execute(
+        uow, command, lambda r: mandate_read(r[0]), status=lambda r: 201 if r[1] else 200, claim=claim
+    )
+    return respond(result)
 
 
 @router.get(
@@ -210,21 +203,14 @@ async def revoke_mandate(
     principal: CanManageMandates,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
-    claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
-    async with uow:
-        if claim is not None:
-            stored = await claim.acquire(uow)
-            if stored is not None:
-                return _respond(stored[0], stored[1], True)
-        mandate = await svc.get_mandate(uow.session, mandate_id, lock=True)
-        mandate = await svc.revoke_mandate(
-            uow, mandate=mandate, reason=body.reason, by=principal.audit_actor, now=utcnow()
+    async def command(u: UnitOfWork) -> Any:
+        mandate = await svc.get_mandate(u.session, mandate_id, lock=True)
+        return await svc.revoke_mandate(
+            u, mandate=mandate, reason=body.reason, by=principal.audit_actor, now=utcnow()
         )
-        response = mandate_read(mandate)
-        if claim is not None:
-            await claim.store(uow, 200, response)
-        await uow.commit()
-    return _respond(200, response)
+
+    claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
+    return respond(await execute(uow, command, mandate_read, claim=claim))
 
 
 # -------------------------------------------------------------------------------------------- batches
@@ -345,14 +331,10 @@ async def create_batch(
     request: Request, body: BatchCreate, uow: Uow, principal: CanRunWithholding, key: IdempotencyKey = None
 ) -> JSONResponse:
     settings = request.app.state.settings
-    claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
-    async with uow:
-        if claim is not None:
-            stored = await claim.acquire(uow)
-            if stored is not None:
-                return _respond(stored[0], stored[1], True)
-        result = await svc.create_batch(
-            uow,
+
+    async def command(u: UnitOfWork) -> Any:
+        return await svc.create_batch(
+            u,
             banks=settings.withholding_banks,
             bank_code=body.bank_code,
             day=body.day,
@@ -360,12 +342,16 @@ async def create_batch(
             now=utcnow(),
             result_ttl=timedelta(days=settings.withholding_result_days),
         )
-        status, response = (201 if result.created else 200), batch_read(result.batch, created=result.created)
-        if claim is not None:
-            await claim.store(uow, status, response)
-        await uow.commit()
-    payment_metrics.observe_committed(uow.committed_events)
-    return _respond(status, response)
+
+    claim = claim_for(request, principal.subject, key, body.model_dump(mode="json"))
+    result = await execute(
+        uow,
+        command,
+        lambda r: batch_read(r.batch, created=r.created),
+        status=lambda r: 201 if r.created else 200,
+        claim=claim,
+    )
+    return respond(payment_metrics.observed(uow, result))
 
 
 @router.get(
@@ -462,4 +448,4 @@ async def apply_result(
         }
         await uow.commit()
     payment_metrics.observe_committed(uow.committed_events)
-    return _respond(200, body)
+    return JSONResponse(body)
