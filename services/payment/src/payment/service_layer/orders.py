@@ -32,6 +32,7 @@ from payment.events import (
 from utilis_shared.auth import Principal
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import Conflict, NotFound, Problem, UnprocessableEntity
+from utilis_shared.events import Event
 from utilis_shared.timeutil import BUSINESS_TZ
 
 #: The channels an order can be paid through; ``bank:<code>`` adds a bank direct-connect channel.
@@ -64,10 +65,13 @@ def provider_of(channel: str) -> str:
 _NEXT_ORDER_SEQ = text("SELECT nextval('payment_order_seq')")
 
 
-async def next_order_no(session, now: datetime) -> str:
+def order_no_of(seq: int, now: datetime) -> str:
     """``P`` + the business date + a 10-digit sequence: ``P202611230000001234`` (19 characters)."""
-    seq = (await session.execute(_NEXT_ORDER_SEQ)).scalar_one()
     return f"P{now.astimezone(BUSINESS_TZ):%Y%m%d}{seq:010d}"
+
+
+async def next_order_no(session, now: datetime) -> str:
+    return order_no_of((await session.execute(_NEXT_ORDER_SEQ)).scalar_one(), now)
 
 
 @dataclass(frozen=True)
@@ -134,13 +138,16 @@ async def create_order(
     )
     uow.session.add(order)
     await uow.session.flush()
-    uow.emit(
-        catalog.build(
-            PaymentCreated(**_order_payload(order), status=order.status, expires_at=order.expires_at),
-            subject=order.account_no,
-        )
-    )
+    uow.emit(created_event(order))
     return order
+
+
+def created_event(order: PaymentOrder) -> Event:
+    """``payment.payment.created`` of a new (pending) order."""
+    return catalog.build(
+        PaymentCreated(**_order_payload(order), status=order.status, expires_at=order.expires_at),
+        subject=order.account_no,
+    )
 
 
 # Built once: every callback and most routes look an order up (statement construction and its cache key

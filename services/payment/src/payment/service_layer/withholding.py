@@ -48,7 +48,6 @@ from payment.adapters.providers import withholding as files
 from payment.domain import withholding as rules
 from payment.domain.orders import OrderStatus, Outcome, Purpose
 from payment.events import (
-    PaymentCreated,
     WithholdingBatchCompleted,
     WithholdingBatchRequested,
     WithholdingItemFailed,
@@ -60,7 +59,7 @@ from payment.service_layer import orders
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import Conflict, NotFound, UnprocessableEntity
 from utilis_shared.pii import PiiCipher
-from utilis_shared.timeutil import BUSINESS_TZ, business_date_of
+from utilis_shared.timeutil import business_date_of
 
 MAX_LIMIT = 500
 PII_FIELD = "bank_account"
@@ -337,21 +336,7 @@ async def create_batch(
     )
     await session.flush()
     for o in new_orders:
-        uow.emit(
-            catalog.build(
-                PaymentCreated(
-                    payment_id=o.order_no,
-                    account_no=o.account_no,
-                    amount_fen=o.amount_fen,
-                    channel=o.channel,
-                    purpose=o.purpose,
-                    bill_no=None,
-                    status=o.status,
-                    expires_at=o.expires_at,
-                ),
-                subject=o.account_no,
-            )
-        )
+        uow.emit(orders.created_event(o))
     uow.emit(catalog.build(WithholdingBatchRequested(**_batch_payload(batch)), subject=number))
     return BatchResult(batch, True)
 
@@ -408,8 +393,7 @@ async def _order_numbers(session: AsyncSession, n: int, now: datetime) -> list[s
             text("SELECT nextval('payment_order_seq') FROM generate_series(1, :n)"), {"n": n}
         )
     ).scalars()
-    day = now.astimezone(BUSINESS_TZ)
-    return [f"P{day:%Y%m%d}{seq:010d}" for seq in seqs]
+    return [orders.order_no_of(seq, now) for seq in seqs]
 
 
 async def _batch_row(
