@@ -98,18 +98,7 @@ async def handle_callback(request: Request, provider: str) -> Response:
     uow = UnitOfWork(state.session_factory, state.settings)
     async with uow:
         try:
-            outcome = await orders.apply_notice(
-                uow,
-                orders.Notice(
-                    provider=notice.provider,
-                    provider_txn_id=notice.provider_txn_id,
-                    order_no=notice.order_no,
-                    amount_fen=notice.amount_fen,
-                    status=notice.status,
-                    paid_at=notice.paid_at,
-                    raw=notice.raw,
-                ),
-            )
+            outcome = await orders.apply_notice(uow, orders.Notice.of(notice))
         except orders.OrderNotFound:
             # A correctly signed notice about an order we never created: never applied (nothing was
             # written before the order was looked up); the provider is told "failed" in its own format

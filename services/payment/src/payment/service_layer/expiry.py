@@ -69,13 +69,7 @@ async def sweep_expired(
             async with uow:
                 if answer is not None and answer.final:
                     notice = answer.to_notice()
-                    await orders.apply_notice(
-                        uow,
-                        orders.Notice(
-                            notice.provider, notice.provider_txn_id, notice.order_no, notice.amount_fen,
-                            notice.status, notice.paid_at, notice.raw,
-                        ),
-                    )  # fmt: skip
+                    await orders.apply_notice(uow, orders.Notice.of(notice))
                     summary.settled += answer.status == "succeeded"
                     summary.closed += answer.status != "succeeded"
                 elif answer is not None and answer.status == "pending" and now < expires_at + grace:

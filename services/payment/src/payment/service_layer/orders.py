@@ -176,6 +176,20 @@ class Notice:
     paid_at: datetime | None
     raw: dict[str, Any]
 
+    @classmethod
+    def of(cls, verified: Any, *, paid_at: datetime | None = None) -> Notice:
+        """From an adapter's verified notice (a callback's, a query's, a result file line's);
+        ``paid_at`` when the notice carries no time of its own."""
+        return cls(
+            provider=verified.provider,
+            provider_txn_id=verified.provider_txn_id,
+            order_no=verified.order_no,
+            amount_fen=verified.amount_fen,
+            status=verified.status,
+            paid_at=verified.paid_at or paid_at,
+            raw=verified.raw,
+        )
+
 
 async def apply_notice(uow: UnitOfWork, notice: Notice) -> Outcome:
     """Apply a verified notice exactly once (see the module docstring). A refund notice completes the

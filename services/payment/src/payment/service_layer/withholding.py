@@ -530,19 +530,8 @@ async def apply_result(uow: UnitOfWork, *, batch_no: str, data: bytes, by: str, 
     ok_count = ok_fen = failed_count = failed_fen = 0
     for notice in result.notices:
         item = by_order[notice.order_no]
-        outcome = await orders.apply_notice(
-            uow,
-            orders.Notice(
-                provider=notice.provider,
-                provider_txn_id=notice.provider_txn_id,
-                order_no=notice.order_no,
-                amount_fen=notice.amount_fen,
-                status=notice.status,
-                # a failure's time is the bank's processing time (the order's closed_at)
-                paid_at=notice.paid_at or result.processed_at,
-                raw=notice.raw,
-            ),
-        )
+        # a failure's time is the bank's processing time (the order's closed_at)
+        outcome = await orders.apply_notice(uow, orders.Notice.of(notice, paid_at=result.processed_at))
         outcomes[outcome.value] += 1
         item.outcome, item.result_line = outcome.value, notice.raw["line"]
         if notice.status == "succeeded":

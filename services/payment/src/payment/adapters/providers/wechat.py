@@ -159,6 +159,17 @@ class WeChatPayAdapter:
         self.merchant_serial = merchant_serial
 
     # -------------------------------------------------------------------------------- signatures
+    def _signed_object(self, headers: Mapping[str, str], body: bytes, now: datetime) -> dict[str, Any]:
+        """An answer of the platform's API: its signature verified, its body a JSON object."""
+        self._verify_signed(headers, body, now)
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise CallbackRejected("malformed", "body is not JSON") from None
+        if not isinstance(data, dict):
+            raise CallbackRejected("malformed", "body is not an object")
+        return data
+
     def _verify_signed(self, headers: Mapping[str, str], body: bytes, now: datetime) -> tuple[str, datetime]:
         timestamp = header(headers, "Wechatpay-Timestamp")
         nonce = header(headers, "Wechatpay-Nonce")
@@ -348,13 +359,7 @@ class WeChatPayAdapter:
     def parse_query_response(
         self, *, status_code: int, headers: Mapping[str, str], body: bytes, order_no: str, now: datetime
     ) -> QueryAnswer:
-        self._verify_signed(headers, body, now)
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise CallbackRejected("malformed", "body is not JSON") from None
-        if not isinstance(data, dict):
-            raise CallbackRejected("malformed", "body is not an object")
+        data = self._signed_object(headers, body, now)
         if status_code == 404 and data.get("code") == "ORDER_NOT_EXIST":
             return QueryAnswer(self.name, order_no, "not_found", raw=data)
         if status_code != 200:
@@ -407,13 +412,7 @@ class WeChatPayAdapter:
     def parse_refund_response(
         self, *, status_code: int, headers: Mapping[str, str], body: bytes, refund_no: str, now: datetime
     ) -> RefundAnswer:
-        self._verify_signed(headers, body, now)
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise CallbackRejected("malformed", "body is not JSON") from None
-        if not isinstance(data, dict):
-            raise CallbackRejected("malformed", "body is not an object")
+        data = self._signed_object(headers, body, now)
         if status_code == 429 or status_code >= 500:
             return RefundAnswer(self.name, refund_no, "retry", code=str(data.get("code")), raw=data)
         if status_code != 200:
