@@ -108,10 +108,11 @@ class RefundCaseReopened(_RefundCase):
 
 @catalog.register("payment.refund_case.resolved")
 class RefundCaseResolved(_RefundCase):
-    """The money went back to the payer (``refunded``: ``refund_no``) or became a prepaid top-up
-    (``applied``: ``applied_payment_id``, whose ``payment.payment.succeeded`` billing settles)."""
+    """The money went back to the payer (``refunded``: ``refund_no``), became a prepaid top-up
+    (``applied``: ``applied_payment_id``, whose ``payment.payment.succeeded`` billing settles), or a
+    supervisor dismissed the case (``dismissed``: neither)."""
 
-    resolution: str  # refund | top_up
+    resolution: str  # refund | top_up | dismiss
     refund_no: str | None
     applied_payment_id: str | None
     resolved_at: datetime

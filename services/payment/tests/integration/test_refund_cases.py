@@ -174,3 +174,33 @@ async def test_only_billing_staff_resolve_and_bad_input_is_a_problem(
         assert (
             await s.execute(select(RefundCase.status).where(RefundCase.id == uuid.UUID(case["id"])))
         ).scalar_one() == "open"
+
+
+async def test_only_a_supervisor_dismisses_a_case_which_then_moves_no_money(
+    client, auth, session_factory, settings, simulator
+) -> None:
+    case = await a_case(client, auth, session_factory, settings, simulator, amount=4_200)
+    url = f"/v1/refund-cases/{case['id']}/resolution"
+    body = {"resolution": "dismiss", "note": "微信已自行原路退回，见对账单"}
+    clerk = await client.post(url, json=body, headers=auth("billing_clerk"))
+    assert clerk.status_code == 403 and clerk.json()["code"] == "refund_case_dismissal_not_authorized"
+    r = await client.post(url, json=body, headers=auth("billing_supervisor", subject="supervisor-dismiss"))
+    assert r.status_code == 200, r.text
+    read = r.json()
+    assert (read["status"], read["resolved_by"], read["refund_no"], read["applied_order_no"]) == (
+        "dismissed",
+        "supervisor-dismiss",
+        None,
+        None,
+    )
+    # Nothing moved: no refund, no top-up, no payment event; one resolved event; and it stays dismissed.
+    assert await events(session_factory, case["account_no"], "payment.refund_case.refund_requested") == []
+    succeeded = await events(session_factory, case["account_no"], "payment.payment.succeeded")
+    assert all(e["purpose"] != "prepaid" for e in succeeded)
+    resolved = await events(session_factory, case["account_no"], "payment.refund_case.resolved")
+    assert [(e["case_id"], e["resolution"], e["status"]) for e in resolved] == [
+        (case["id"], "dismiss", "dismissed")
+    ]
+    top_up = {"resolution": "top_up", "note": "转预存"}
+    later = await client.post(url, json=top_up, headers=auth("billing_clerk"))
+    assert later.status_code == 409 and later.json()["code"] == "refund_case_not_open"

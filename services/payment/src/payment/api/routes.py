@@ -31,9 +31,10 @@ from payment.api.deps import (
 from payment.domain.orders import Purpose
 from payment.domain.refund_cases import Resolution
 from payment.service_layer import counter, orders, refund_cases, refund_requests, refunds
+from utilis_shared.auth import Role
 from utilis_shared.commands import CommandResult, IdempotencyKey, claim_for, execute, respond
 from utilis_shared.db import UnitOfWork
-from utilis_shared.errors import problem_responses
+from utilis_shared.errors import Forbidden, problem_responses
 from utilis_shared.timeutil import utcnow
 
 router = APIRouter(prefix="/v1")
@@ -393,7 +394,8 @@ class RefundCaseResolutionCreate(BaseModel):
 
     resolution: Resolution = Field(
         description="refund: pay the money back through the provider (a billing_supervisor other than you "
-        "approves the refund); top_up: apply it to the account's prepaid balance at once"
+        "approves the refund); top_up: apply it to the account's prepaid balance at once; dismiss (a "
+        "billing_supervisor only, the reason in `note`): neither, e.g. the provider reversed it itself"
     )
     note: str = Field(min_length=2, max_length=500, examples=["订单关闭后用户仍完成支付，经电话核实转为预存"])
 
@@ -483,6 +485,8 @@ async def get_refund_case(case_id: uuid.UUID, uow: Uow, principal: CanReadRefund
     "`POST /refunds/{refund_no}/decision` by a billing_supervisor who is not you, then the provider refunds "
     "and the case is `refunded`; a rejected refund reopens the case). `top_up` records a succeeded prepaid "
     "order of the amount for the order's account (`applied`): billing settles it into the prepaid balance. "
+    "`dismiss` (`dismissed`: a billing_supervisor only, else 403 `refund_case_dismissal_not_authorized`) "
+    "leaves the money neither refunded nor applied, with the reason in `note`. "
     "Send an `Idempotency-Key`: a retry gets the same answer. A case no longer open is 409 "
     "`refund_case_not_open`.",
     tags=["refund cases"],
@@ -495,6 +499,12 @@ async def resolve_refund_case(
     principal: CanResolveRefundCases,
     key: IdempotencyKey = None,
 ) -> JSONResponse:
+    if body.resolution is Resolution.DISMISS and not principal.has_role(Role.BILLING_SUPERVISOR):
+        raise Forbidden(
+            "Only a billing supervisor may dismiss a refund case.",
+            code="refund_case_dismissal_not_authorized",
+        )
+
     async def command(u: UnitOfWork) -> tuple[RefundCase, str]:
         case = await refund_cases.resolve(
             u,

@@ -33,10 +33,11 @@ class CaseStatus(StrEnum):
 class Resolution(StrEnum):
     REFUND = "refund"  # pay the money back to the payer through the provider
     TOP_UP = "top_up"  # apply it to the account's prepaid balance
+    DISMISS = "dismiss"  # nothing to do here (e.g. the provider reversed it itself): a supervisor's call
 
 
 _ALLOWED: dict[CaseStatus, frozenset[CaseStatus]] = {
-    CaseStatus.OPEN: frozenset({CaseStatus.REFUNDING, CaseStatus.APPLIED}),
+    CaseStatus.OPEN: frozenset({CaseStatus.REFUNDING, CaseStatus.APPLIED, CaseStatus.DISMISSED}),
     CaseStatus.REFUNDING: frozenset({CaseStatus.REFUNDED, CaseStatus.OPEN}),
     CaseStatus.REFUNDED: frozenset(),
     CaseStatus.APPLIED: frozenset(),
@@ -50,4 +51,8 @@ def can_move(current: CaseStatus, target: CaseStatus) -> bool:
 
 def target_of(resolution: Resolution) -> CaseStatus:
     """Where a resolution takes an open case."""
-    return CaseStatus.REFUNDING if resolution is Resolution.REFUND else CaseStatus.APPLIED
+    return {
+        Resolution.REFUND: CaseStatus.REFUNDING,
+        Resolution.TOP_UP: CaseStatus.APPLIED,
+        Resolution.DISMISS: CaseStatus.DISMISSED,
+    }[resolution]

@@ -74,7 +74,9 @@ async def resolve(
     uow: UnitOfWork, *, case_id: uuid.UUID, resolution: Resolution, note: str, by: str, now: datetime
 ) -> RefundCase:
     """Resolve an open case: ``refund`` (a refund request of the case's amount, ``refunding`` until the
-    provider confirms it) or ``top_up`` (``applied`` at once)."""
+    provider confirms it), ``top_up`` (``applied`` at once) or ``dismiss`` (``dismissed``: the money is
+    neither refunded nor applied here; the caller admits only a billing supervisor, with the reason in
+    ``note``)."""
     # Locks in the order every refund path takes them: the order, then the case.
     order = await get_order(uow.session, (await get_case(uow.session, case_id)).order_no, lock=True)
     case = await get_case(uow.session, case_id, lock=True)
@@ -107,6 +109,9 @@ async def resolve(
                 subject=order.account_no,
             )
         )
+    elif resolution is Resolution.DISMISS:
+        case.resolved_by, case.resolved_at = by, now
+        _emit_resolved(uow, case, order.account_no, Resolution.DISMISS, now)
     else:
         taken = (
             await uow.session.execute(
