@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
+from payment.api.schemas import Money, money
 from payment.service_layer import counter
 from utilis_shared.auth import Principal, Role, require
 from utilis_shared.errors import problem_responses
@@ -20,11 +21,6 @@ READ_ERRORS = problem_responses(401, 403, 404, 422)
 
 CanReadShift = Annotated[Principal, Depends(require(roles=(Role.BILLING_CLERK, Role.BILLING_SUPERVISOR)))]
 CanReadDay = Annotated[Principal, Depends(require(roles=(Role.BILLING_SUPERVISOR,)))]
-
-
-class Money(BaseModel):
-    amount_fen: int
-    currency: Literal["CNY"] = "CNY"
 
 
 class MethodTotalsRead(BaseModel):
@@ -67,11 +63,11 @@ class DayReportRead(BaseModel):
 def totals_read(t: counter.Totals) -> dict[str, Any]:
     def method(name: str) -> dict[str, Any]:
         m = t.by_method[name]
-        return {"count": m.count, "amount": {"amount_fen": m.amount_fen, "currency": "CNY"}}
+        return {"count": m.count, "amount": money(m.amount_fen)}
 
     return {
         "count": t.count,
-        "amount": {"amount_fen": t.amount_fen, "currency": "CNY"},
+        "amount": money(t.amount_fen),
         "cash": method("cash"),
         "pos": method("pos"),
         "unspecified": method("unspecified"),

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from payment.adapters.orm import ReconciliationCase, ReconciliationRun, StatementImport
+from payment.api.schemas import Money, money
 from payment.service_layer import reconciliation as rec
 from utilis_shared.auth import Principal, Role, require
 from utilis_shared.commands import IdempotencyKey, claim_for, execute, respond
@@ -45,11 +46,6 @@ ProviderQuery = Annotated[
 
 
 # ---------------------------------------------------------------------------------------------- models
-class Money(BaseModel):
-    amount_fen: int
-    currency: Literal["CNY"] = "CNY"
-
-
 class SideTotals(BaseModel):
     payments_count: int
     payments: Money
@@ -156,7 +152,7 @@ class Resolution(BaseModel):
 
 # ------------------------------------------------------------------------------------------ presenters
 def _money(fen: int | None) -> dict[str, Any] | None:
-    return None if fen is None else {"amount_fen": fen, "currency": "CNY"}
+    return None if fen is None else money(fen)
 
 
 def _side(count: int, fen: int, rcount: int, rfen: int, fees: int | None) -> dict[str, Any]:

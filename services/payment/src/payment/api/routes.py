@@ -28,6 +28,7 @@ from payment.api.deps import (
     Uow,
     ensure_account_access,
 )
+from payment.api.schemas import Money, money
 from payment.domain.orders import Purpose
 from payment.domain.refund_cases import Resolution
 from payment.service_layer import counter, orders, refund_cases, refund_requests, refunds
@@ -41,11 +42,6 @@ router = APIRouter(prefix="/v1")
 WRITE_ERRORS = problem_responses(400, 401, 403, 404, 409, 413, 422)
 READ_ERRORS = problem_responses(401, 403, 404, 422)
 OrderNoPath = Annotated[str, Path(pattern=r"^P[0-9]{18}$", examples=["P202611230000001234"])]
-
-
-class Money(BaseModel):
-    amount_fen: int
-    currency: Literal["CNY"] = "CNY"
 
 
 class OrderCreate(BaseModel):
@@ -104,8 +100,8 @@ def order_read(order: PaymentOrder, pay_request: dict[str, Any] | None = None) -
         "account_no": order.account_no,
         "purpose": order.purpose,
         "bill_no": order.bill_no,
-        "amount": {"amount_fen": order.amount_fen, "currency": "CNY"},
-        "refunded": {"amount_fen": order.refunded_fen, "currency": "CNY"},
+        "amount": money(order.amount_fen),
+        "refunded": money(order.refunded_fen),
         "channel": order.channel,
         "status": order.status,
         "expires_at": order.expires_at.isoformat(),
@@ -250,7 +246,7 @@ def refund_read(refund) -> dict[str, Any]:
         "refund_no": refund.refund_no,
         "order_no": refund.order_no,
         "account_no": refund.account_no,
-        "amount": {"amount_fen": refund.amount_fen, "currency": "CNY"},
+        "amount": money(refund.amount_fen),
         "reason": refund.reason,
         "status": refund.status,
         "requested_by": refund.requested_by,
@@ -379,7 +375,7 @@ async def request_invoice(
     def present(row) -> dict[str, Any]:
         return {
             "order_no": row.order_no,
-            "amount": {"amount_fen": row.amount_fen, "currency": "CNY"},
+            "amount": money(row.amount_fen),
             "title_kind": row.title_kind,
             "title": row.title,
             "status": row.status,
@@ -430,7 +426,7 @@ def refund_case_read(case: RefundCase, account_no: str) -> dict[str, Any]:
         "account_no": account_no,
         "provider": case.provider,
         "provider_txn_id": case.provider_txn_id,
-        "amount": {"amount_fen": case.amount_fen, "currency": "CNY"},
+        "amount": money(case.amount_fen),
         "reason": case.reason,
         "status": case.status,
         "paid_at": case.paid_at.isoformat() if case.paid_at else None,

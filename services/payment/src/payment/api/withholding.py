@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from payment import metrics as payment_metrics
 from payment.adapters.orm_withholding import WithholdingBatch, WithholdingItem, WithholdingMandate
 from payment.api.deps import ensure_account_access
+from payment.api.schemas import Money, money
 from payment.domain import withholding as rules
 from payment.service_layer import withholding as svc
 from utilis_shared.auth import Principal, Role, require
@@ -58,15 +59,6 @@ def get_cipher(request: Request) -> PiiCipher:
 
 
 Cipher = Annotated[PiiCipher, Depends(get_cipher)]
-
-
-class Money(BaseModel):
-    amount_fen: int
-    currency: Literal["CNY"] = "CNY"
-
-
-def _money(fen: int) -> dict[str, Any]:
-    return {"amount_fen": fen, "currency": "CNY"}
 
 
 # ------------------------------------------------------------------------------------------- mandates
@@ -282,7 +274,7 @@ def batch_read(b: WithholdingBatch, *, created: bool | None = None) -> dict[str,
         "merchant_no": b.merchant_no,
         "status": b.status,
         "item_count": b.item_count,
-        "total": _money(b.total_fen),
+        "total": money(b.total_fen),
         "request_sha256": b.request_sha256,
         "requested_at": b.requested_at.isoformat(),
         "created_by": b.created_by,
@@ -291,9 +283,9 @@ def batch_read(b: WithholdingBatch, *, created: bool | None = None) -> dict[str,
         "result_applied_at": iso(b.result_applied_at),
         "result_applied_by": b.result_applied_by,
         "succeeded_count": b.succeeded_count,
-        "succeeded": _money(b.succeeded_fen),
+        "succeeded": money(b.succeeded_fen),
         "failed_count": b.failed_count,
-        "failed": _money(b.failed_fen),
+        "failed": money(b.failed_fen),
         "created": created,
     }
 
@@ -304,7 +296,7 @@ def item_read(i: WithholdingItem) -> dict[str, Any]:
         "order_no": i.order_no,
         "account_no": i.account_no,
         "bank_account_masked": i.bank_account_masked,
-        "amount": _money(i.amount_fen),
+        "amount": money(i.amount_fen),
         "status": i.status,
         "bank_serial_no": i.bank_serial_no,
         "failure_code": i.failure_code,

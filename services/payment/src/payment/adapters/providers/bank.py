@@ -67,6 +67,7 @@ from payment.adapters.providers.base import (
     b64decode_strict,
     check_window,
     header,
+    json_object,
     load_rsa_private_key,
     load_rsa_public_key,
     rsa_sha256_sign,
@@ -177,16 +178,6 @@ class Verifier:
             raise CallbackRejected("bad_signature")
 
 
-def _load_json(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise CallbackRejected("malformed", "body is not JSON") from None
-    if not isinstance(data, dict):
-        raise CallbackRejected("malformed", "body is not an object")
-    return data
-
-
 def _str(data: Mapping[str, Any], key: str) -> str:
     value = data.get(key)
     if not isinstance(value, str) or not value:
@@ -249,7 +240,7 @@ class BankDirectAdapter:
         nonce, signed_at = self._verifier.verify(
             headers, body, bank_code=self.bank_code, now=now, window=self.window
         )
-        data = _load_json(body)
+        data = json_object(body)
         self._check_body(data)
         return self._notice(data, nonce, signed_at)
 
@@ -377,7 +368,7 @@ class BankDirectAdapter:
         if status_code != 200:
             raise CallbackRejected("malformed", f"HTTP {status_code}")
         self._verifier.verify(headers, body, bank_code=self.bank_code, now=now, window=self.window)
-        data = _load_json(body)
+        data = json_object(body)
         self._check_body(data)
         if data.get("msg_type") != "QUERY_RESPONSE" or data.get("order_no") != order_no:
             raise CallbackRejected("malformed", "not the answer to this query")
@@ -425,7 +416,7 @@ class BankDirectAdapter:
         if status_code != 200:
             raise CallbackRejected("malformed", f"HTTP {status_code}")
         self._verifier.verify(headers, body, bank_code=self.bank_code, now=now, window=self.window)
-        data = _load_json(body)
+        data = json_object(body)
         self._check_body(data)
         if data.get("msg_type") != "REFUND_RESPONSE" or data.get("refund_no") != refund_no:
             raise CallbackRejected("malformed", "not the answer to this refund")

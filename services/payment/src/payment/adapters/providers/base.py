@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -360,6 +361,17 @@ def fen_to_yuan(fen: int) -> str:
     if not isinstance(fen, int) or isinstance(fen, bool) or fen < 0:
         raise ValueError(f"fen must be a non-negative int, got {fen!r}")
     return f"{fen // 100}.{fen % 100:02d}"
+
+
+def json_object(data: bytes, what: str = "body") -> dict[str, Any]:
+    """``data`` parsed as a JSON object, or :class:`CallbackRejected` ``malformed``."""
+    try:
+        parsed = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise CallbackRejected("malformed", f"{what} is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise CallbackRejected("malformed", f"{what} is not an object")
+    return parsed
 
 
 def b64decode_strict(value: str, what: str = "signature") -> bytes:

@@ -70,6 +70,7 @@ from payment.adapters.providers.base import (
     b64decode_strict,
     check_window,
     header,
+    json_object,
     load_rsa_private_key,
     load_rsa_public_key,
     optional_header,
@@ -162,13 +163,7 @@ class WeChatPayAdapter:
     def _signed_object(self, headers: Mapping[str, str], body: bytes, now: datetime) -> dict[str, Any]:
         """An answer of the platform's API: its signature verified, its body a JSON object."""
         self._verify_signed(headers, body, now)
-        try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise CallbackRejected("malformed", "body is not JSON") from None
-        if not isinstance(data, dict):
-            raise CallbackRejected("malformed", "body is not an object")
-        return data
+        return json_object(body)
 
     def _verify_signed(self, headers: Mapping[str, str], body: bytes, now: datetime) -> tuple[str, datetime]:
         timestamp = header(headers, "Wechatpay-Timestamp")
@@ -232,13 +227,7 @@ class WeChatPayAdapter:
             plain = AESGCM(self._apiv3_key).decrypt(nonce.encode(), sealed, associated.encode())
         except (InvalidTag, ValueError):
             raise CallbackRejected("decrypt_failed") from None
-        try:
-            data = json.loads(plain)
-        except (ValueError, UnicodeDecodeError):
-            raise CallbackRejected("malformed", "resource is not JSON") from None
-        if not isinstance(data, dict):
-            raise CallbackRejected("malformed", "resource is not an object")
-        return data
+        return json_object(plain, "resource")
 
     def _check_recipient(self, data: Mapping[str, Any]) -> None:
         if data.get("mchid") != self.mchid:
