@@ -7,7 +7,6 @@ same way."""
 from __future__ import annotations
 
 import asyncio
-import json
 
 import httpx
 import pytest
@@ -15,10 +14,9 @@ from sqlalchemy import select
 
 from payment.adapters.orm import PaymentOrder, Refund, RefundCase
 from payment.service_layer.refund_requests import send_due_refunds
-from utilis_shared.db import outbox_messages
 from utilis_shared.timeutil import utcnow
 
-from .test_refund_cases import a_case
+from .test_refund_cases import a_case, events
 from .test_refunds import paid_order
 
 PROVIDERS = ["wechat", "alipay", "bank:icbc", "bank:boc", "bank:ccb", "bank:abc"]  # ccb, abc: XML notices
@@ -45,18 +43,6 @@ async def provider_api(app, settings, simulator, monkeypatch):
 async def refund_row(session_factory, refund_no: str) -> Refund:
     async with session_factory() as s:
         return (await s.execute(select(Refund).where(Refund.refund_no == refund_no))).scalar_one()
-
-
-async def events(session_factory, account_no: str, event_type: str) -> list[dict]:
-    async with session_factory() as s:
-        rows = (
-            await s.execute(
-                select(outbox_messages.c.payload).where(
-                    outbox_messages.c.key == account_no, outbox_messages.c.event_type == event_type
-                )
-            )
-        ).scalars()
-        return [json.loads(p)["data"] for p in rows]
 
 
 async def approved(client, auth, order_no: str, amount: int) -> dict:
