@@ -69,7 +69,9 @@ def account_body() -> dict:
         },
         "premise": {
             "district": "南岗区",
-            "community": f"停机小区{uuid.uuid4().hex[:6]}",
+            # The whole uuid: with six hex digits, ~1,000 accounts a run met the same premise ~3 % of the time
+            # (409 premise_already_has_account).
+            "community": f"停机小区{uuid.uuid4().hex}",
             "building": "3",
             "unit": "1",
             "room": "502",
