@@ -44,6 +44,19 @@ def test_ciphertext_differs_every_time() -> None:
     assert len(nonces) == 5
 
 
+def test_encrypt_many_is_encrypt_of_each_with_its_own_nonce() -> None:
+    cipher = _cipher()
+    values = [PHONE, ID_NUMBER, PHONE, "北京市朝阳区", ""]
+    tokens = cipher.encrypt_many(values, field="phone")
+    assert [cipher.decrypt(t, field="phone") for t in tokens] == values
+    assert all(t.startswith("k1:") for t in tokens)
+    nonces = {base64.b64decode(t.partition(":")[2])[:12] for t in tokens}
+    assert len(nonces) == len(values)  # the same value twice: two nonces, two ciphertexts
+    with pytest.raises(InvalidTag):
+        cipher.decrypt(tokens[0], field="id_number")
+    assert cipher.encrypt_many([], field="phone") == []
+
+
 def test_field_is_bound_as_associated_data() -> None:
     cipher = _cipher()
     token = cipher.encrypt(PHONE, field="phone")

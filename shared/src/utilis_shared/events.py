@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -104,10 +105,21 @@ class EventCatalog:
         (keys in the model's field order; uuids, dates and decimals as their JSON strings). Callers pin
         that with a test that builds each event both ways. ``time_json``: the event time, serialised (a
         batch's events may share it); now by default. ``payload`` is bytes, ``headers`` a JSON string."""
-        if self._models.get(model.__event_type__) is not model:  # type: ignore[attr-defined]
-            raise KeyError(f"{model.__name__} is not registered in the {self.source} catalog")
+        parts = self.outbox_parts(model, time_json)
         event_id = _PgUUID(uuid7().bytes)  # a UUIDv7, as new_id(), three times cheaper to make and print
         sid = str(event_id)
+        payload = b"".join(
+            (b'{"id":"', sid.encode(), parts.middle, to_json(subject), parts.tail, to_json(data), b"}")
+        )
+        headers = parts.headers_head + sid + parts.headers_tail
+        return (event_id, topic, subject, parts.event_type, payload, headers)
+
+    def outbox_parts(self, model: type[BaseModel], time_json: bytes | None = None) -> OutboxParts:
+        """The constant parts of the outbox rows of event ``model`` at ``time_json`` (now by default) under
+        the current correlation id, for writers that assemble many rows at once (column by column): see
+        :class:`OutboxParts`."""
+        if self._models.get(model.__event_type__) is not model:  # type: ignore[attr-defined]
+            raise KeyError(f"{model.__name__} is not registered in the {self.source} catalog")
         event_type: str = model.__event_type__  # type: ignore[attr-defined]
         correlation_id = current_correlation_id()
         if time_json is None:
@@ -119,14 +131,14 @@ class EventCatalog:
             time_json,
             correlation_id,
         )
-        payload = b"".join((b'{"id":"', sid.encode(), middle, to_json(subject), tail, to_json(data), b"}"))
         if correlation_id:
-            headers = json.dumps(
-                {"event_type": event_type, "event_id": sid, KAFKA_CORRELATION_HEADER: correlation_id}
-            )
+            head, _, rest = json.dumps(
+                {"event_type": event_type, "event_id": "\0", KAFKA_CORRELATION_HEADER: correlation_id}
+            ).partition('"\\u0000"')
+            headers_head, headers_tail = head + '"', '"' + rest
         else:  # event type and id only: both plain ASCII, no escaping needed
-            headers = f'{{"event_type": "{event_type}", "event_id": "{sid}"}}'
-        return (event_id, topic, subject, event_type, payload, headers)
+            headers_head, headers_tail = f'{{"event_type": "{event_type}", "event_id": "', '"}'
+        return OutboxParts(event_type, middle, tail, headers_head, headers_tail)
 
     @property
     def types(self) -> dict[str, type[BaseModel]]:
@@ -152,6 +164,19 @@ class EventCatalog:
 
 
 @functools.lru_cache(maxsize=256)
+@dataclass(frozen=True, slots=True)
+class OutboxParts:
+    """What every outbox row of one event type, time and correlation id shares. A row's ``payload`` is
+    ``{"id":"<id>`` + ``middle`` + the subject as JSON + ``tail`` + the data as JSON + ``}``, its
+    ``headers`` ``headers_head + <id> + headers_tail`` (the id a UUID's text)."""
+
+    event_type: str
+    middle: bytes
+    tail: bytes
+    headers_head: str
+    headers_tail: str
+
+
 def _envelope_parts(
     source: str, event_type: str, schema_version: int, time_json: bytes, correlation_id: str | None
 ) -> tuple[bytes, bytes]:

@@ -52,6 +52,20 @@ class PiiCipher:
         ct = self._aead[self.active_key_id].encrypt(nonce, plaintext.encode(), field.encode())
         return f"{self.active_key_id}:{base64.b64encode(nonce + ct).decode()}"
 
+    def encrypt_many(self, plaintexts: list[str], *, field: str) -> list[str]:
+        """:meth:`encrypt` of each value (a fresh random nonce each), the nonces drawn from the system's
+        generator in one call: a bulk writer encrypts a hundred thousand values."""
+        aead = self._aead[self.active_key_id].encrypt
+        ad = field.encode()
+        nonces = os.urandom(12 * len(plaintexts))
+        prefix = f"{self.active_key_id}:"
+        b64 = base64.b64encode
+        out = []
+        for i, value in enumerate(plaintexts):
+            nonce = nonces[12 * i : 12 * i + 12]
+            out.append(prefix + b64(nonce + aead(nonce, value.encode(), ad)).decode())
+        return out
+
     def decrypt(self, token: str, *, field: str) -> str:
         kid, _, blob = token.partition(":")
         aead = self._aead.get(kid)

@@ -6,19 +6,21 @@ incremental path's :class:`ConcurrentChange` when someone else registers the sam
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic_core import to_json
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from customer import events as ev
 from customer.domain.demo import DemoGenerator, write_csv
 from customer.domain.legacy import CHINESE_HEADERS, ArchiveValidator, validate_records
-from customer.service_layer import importer
+from customer.service_layer import importer, initial_load
 from customer.service_layer.importer import ArchiveNotEmpty, ConcurrentChange, import_archive
 from customer.settings import Settings
 from utilis_shared import devstack
@@ -76,6 +78,19 @@ async def fresh(settings: Settings) -> AsyncIterator[tuple[AsyncEngine, Settings
 def archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[str, str]]]:
     # Dirty rows (rejected), probable duplicates (flags), several accounts per holder and per dwelling.
     rows = list(DemoGenerator(5151, dirty_share=0.03, duplicate_share=0.03).rows(700))
+    # Dwellings whose first row (gas) gives neither the heated area nor the certificate: the premise takes
+    # them from its later heating row.
+    address = [H[f] for f in ("district", "community", "building", "unit", "room")]
+    with_gas = {tuple(r[h] for h in address) for r in rows if r[H["utility"]] == "燃气"}
+    heating = [
+        i for i, r in enumerate(rows)
+        if r[H["utility"]] == "供热" and r[H["heated_area_m2"]]
+        and tuple(r[h] for h in address) not in with_gas
+    ]  # fmt: skip
+    for n, i in enumerate(reversed(heating[10:40:3])):
+        gas = {**rows[i], H["account_no"]: f"99{n:08d}", H["utility"]: "燃气", H["heated_area_m2"]: "",
+               H["property_cert_no"]: "", H["meter_serial"]: "", H["meter_kind"]: ""}  # fmt: skip
+        rows.insert(i, gas)
     path = tmp_path_factory.mktemp("initial") / "archive.csv"
     write_csv(rows, path)
     return path, rows
@@ -96,21 +111,81 @@ async def _flagged(engine: AsyncEngine) -> set[frozenset[str]]:
         return {frozenset(pair) for pair in (await c.execute(text(sql))).all()}
 
 
+# Every row of the archive tables by its natural keys (ids differ between two imports; ciphertexts too,
+# so they are decrypted).
+_CONTENT = {
+    "customers": "SELECT customer_no, kind, name, id_type, id_number_enc, id_number_bidx, id_number_masked, "
+    "status, source, version FROM customers",
+    "contacts": "SELECT c.customer_no, ct.kind, ct.label, ct.phone_enc, ct.phone_bidx, ct.phone_masked, "
+    "ct.is_primary FROM customer_contacts ct JOIN customers c ON c.id = ct.customer_id",
+    "tags": "SELECT c.customer_no, t.tag, t.created_by FROM customer_tags t "
+    "JOIN customers c ON c.id = t.customer_id",
+    "premises": "SELECT address_key, district, community, building, unit, room, address, heated_area_m2, "
+    "property_cert_no, latitude, longitude, version FROM premises",
+    "accounts": "SELECT a.account_no, c.customer_no, p.address_key, a.utility, a.customer_class, "
+    "a.household_size, a.status, a.opened_on, a.version FROM accounts a JOIN customers c ON c.id = "
+    "a.customer_id JOIN premises p ON p.id = a.premise_id",
+    "meters": "SELECT a.account_no, m.serial_no, m.kind, m.multiplier, m.reading_mode, m.installed_on, "
+    "m.initial_reading, m.status FROM meters m JOIN accounts a ON a.id = m.account_id",
+}
+
+
+async def _content(engine: AsyncEngine, cipher: PiiCipher) -> dict[str, list[tuple[Any, ...]]]:
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    async with engine.connect() as c:
+        for name, sql in _CONTENT.items():
+            rows = [tuple(r) for r in (await c.execute(text(sql))).all()]
+            if name == "customers":
+                rows = [(*r[:4], cipher.decrypt(r[4], field="id_number"), *r[5:]) for r in rows]
+            if name == "contacts":
+                rows = [(*r[:3], cipher.decrypt(r[3], field="phone"), *r[4:]) for r in rows]
+            out[name] = sorted(rows, key=repr)
+        numbers = dict((await c.execute(text("SELECT id::text, customer_no FROM customers"))).all())
+        keys = dict((await c.execute(text("SELECT id::text, address_key FROM premises"))).all())
+        messages = (
+            await c.execute(text("SELECT key, event_type, payload, headers FROM outbox_messages"))
+        ).all()
+    events = []
+    for key, event_type, payload, headers in messages:
+        event = Event.from_bytes(payload)
+        model = ev.catalog.types[event.type]
+        data = model.model_validate(event.data).model_dump(mode="json")
+        # The payload is exactly what pydantic writes for this event (but for the id and the time).
+        same = ev.catalog.outbox_record(model, event.subject, data, "t", to_json(event.time))
+        assert Event.from_bytes(same[4]).model_copy(update={"id": event.id}).to_bytes() == payload
+        assert headers == event.kafka_headers_dict()
+        data.pop("customer_id", None)
+        for contact in data.get("contacts", []):
+            contact["phone_enc"] = cipher.decrypt(contact["phone_enc"], field="phone")
+        if "premise" in data:
+            data["premise"]["premise_id"] = keys[data["premise"]["premise_id"]]
+        for meter in data.get("meters", []):
+            meter.pop("meter_id")
+        subject = numbers.get(key, key)
+        events.append((event_type, subject, event.subject == key, json.dumps(data, sort_keys=True)))
+    out["events"] = sorted(events)
+    return out
+
+
 async def _schema(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as c:
         return list((await c.execute(text(_SCHEMA))).scalars())
 
 
 async def _import(engine: AsyncEngine, settings: Settings, cipher: PiiCipher, path: Path, **kw: Any):
+    kw.setdefault("batch_size", 100)
     return await import_archive(
         engine, settings, cipher, path, actor="test:import", reject_report_path=path.with_suffix(".rej.csv"),
-        batch_size=100, progress=False, **kw,
+        progress=False, **kw,
     )  # fmt: skip
 
 
 async def test_initial_load_writes_what_the_incremental_path_writes(
     fresh, settings: Settings, cipher: PiiCipher, archive
 ) -> None:
+    """The initial load (column by column) and the incremental path (row by row, one batch: so each event
+    carries every contact of its holder, as the initial load's do) write the same rows and events, report
+    the same lines and count the same."""
     engine, own = fresh
     path, rows = archive
     schema = await _schema(engine)
@@ -122,22 +197,30 @@ async def test_initial_load_writes_what_the_incremental_path_writes(
     assert await _schema(engine) == schema  # every index and constraint is back, validated
     assert bulk.accounts_created == len(expected.valid) and bulk.duplicates_flagged > 0
     loaded = await _counts(engine)
+    content = await _content(engine, cipher)
     flagged = await _flagged(engine)  # found in memory (an initial load), not by the query
+    report = path.with_suffix(".rej.csv").read_text(encoding="utf-8-sig")
 
     # The same archive through the incremental path, into another empty database: the same rows.
     async with devstack.throwaway_database(f"customer_il_{uuid.uuid4().hex[:10]}", MIGRATIONS) as url:
         other_settings = settings.model_copy(update={"database_url": url})
         other = create_engine(other_settings, pool_size=3, max_overflow=0)
         try:
-            incremental = await _import(other, other_settings, cipher, path, initial_load=False)
+            incremental = await _import(
+                other, other_settings, cipher, path, initial_load=False, batch_size=5000
+            )
             assert not incremental.initial_load
             assert await _counts(other) == loaded
+            assert await _content(other, cipher) == content
             assert await _flagged(other) == flagged and len(flagged) == bulk.duplicates_flagged
         finally:
             await other.dispose()
+    assert path.with_suffix(".rej.csv").read_text(encoding="utf-8-sig") == report
     assert {k: getattr(bulk, k) for k in _SUMMARY_COUNTS} == {
         k: getattr(incremental, k) for k in _SUMMARY_COUNTS
     }
+    assert bulk.completeness == incremental.completeness
+    assert bulk.probable_duplicates_in_file == incremental.probable_duplicates_in_file > 0
 
     # Searchable by the trigram indexes and the blind indexes, PII encrypted at rest, events in place.
     row = expected.valid[0]
@@ -192,23 +275,26 @@ async def test_a_failed_initial_load_leaves_nothing_and_the_schema_intact(
     engine, own = fresh
     path, _ = archive
     schema = await _schema(engine)
-    copy = importer._Loader._copy_batch
-    written: list[int] = []
+    rebuild_table = importer._InitialLoad.rebuild_table
+    written: list[str] = []
 
-    async def fail_on_third(self, batch):
-        if len(written) == 2:
-            raise RuntimeError("the disk is full")
-        written.append(len(batch.accounts))
-        await copy(self, batch)
+    async def record(self, table):
+        written.append(table)
+        await rebuild_table(self, table)
 
-    monkeypatch.setattr(importer._Loader, "_copy_batch", fail_on_third)
+    def full_disk(frame):
+        raise RuntimeError("the disk is full")
+
+    monkeypatch.setattr(importer._InitialLoad, "rebuild_table", record)
+    monkeypatch.setattr(initial_load, "_outbox_binary", full_disk)  # the events go last
     with pytest.raises(RuntimeError, match="the disk is full"):
         await _import(engine, own, cipher, path)
-    assert written == [100, 100]  # two batches had been written, in the transaction
+    # Every archive table had been written and its indexes built, in the transaction.
+    assert set(written) == set(importer._INITIAL_LOAD_TABLES)
     assert set((await _counts(engine)).values()) == {0}
     assert await _schema(engine) == schema
 
-    monkeypatch.setattr(importer._Loader, "_copy_batch", copy)
+    monkeypatch.undo()
     again = await _import(engine, own, cipher, path)  # still empty: an initial load again
     assert again.initial_load and again.accounts_created == again.rows_valid
 
@@ -277,7 +363,8 @@ async def test_a_customer_registered_mid_import_stops_the_import_and_a_rerun_res
 async def test_a_failure_in_the_validating_process_fails_the_import(
     fresh, cipher: PiiCipher, archive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Validation runs in a child process (forked: it sees this patch); its error is the import's."""
+    """The incremental path validates in a child process (forked: it sees this patch); its error is the
+    import's. The initial load validates in a thread; its error is the import's too."""
     engine, own = fresh
     path, _ = archive
     validate = ArchiveValidator.validate
@@ -289,5 +376,21 @@ async def test_a_failure_in_the_validating_process_fails_the_import(
 
     monkeypatch.setattr(ArchiveValidator, "validate", broken)
     with pytest.raises(ValueError, match="cell 7 is unreadable"):
-        await _import(engine, own, cipher, path)
-    assert set((await _counts(engine)).values()) == {0}  # the initial load rolled back
+        await _import(engine, own, cipher, path, initial_load=False)
+    assert (await _counts(engine))["accounts"] < 450  # stopped at the failing row's batch
+    monkeypatch.undo()
+
+    async with devstack.throwaway_database(f"customer_il_{uuid.uuid4().hex[:10]}", MIGRATIONS) as url:
+        other_settings = own.model_copy(update={"database_url": url})
+        other = create_engine(other_settings, pool_size=3, max_overflow=0)
+        try:
+
+            def unreadable(cells, validator):
+                raise ValueError("column 7 is unreadable")
+
+            monkeypatch.setattr(initial_load, "validate_frame", unreadable)
+            with pytest.raises(ValueError, match="column 7 is unreadable"):
+                await _import(other, other_settings, cipher, path)
+            assert set((await _counts(other)).values()) == {0}  # the initial load rolled back
+        finally:
+            await other.dispose()

@@ -431,7 +431,7 @@ _MAX_LEN = {
 }
 
 
-def _text(value: Any) -> str:
+def cell_text(value: Any) -> str:
     """A cell as trimmed text (XLSX cells arrive as numbers and datetimes)."""
     if value is None:
         return ""
@@ -478,8 +478,12 @@ class ArchiveValidator:
         *,
         rules: ValidationRules = DEFAULT_RULES,
         today: date | None = None,
+        probable_duplicates: bool = True,
     ) -> None:
+        """``probable_duplicates=False``: :meth:`validate` leaves the probable-duplicate rule to the caller,
+        who then calls :meth:`note_household` for every valid row in file order (the columnar path does)."""
         self.header_map = map_headers(headers)
+        self._pair_rows = probable_duplicates
         self.rules = rules
         self.today = today or date.today()  # noqa: DTZ011 - a calendar date; callers pass business_today()
         self._positions = tuple(self.header_map.positions[f] for f in FIELDS)
@@ -518,12 +522,35 @@ class ArchiveValidator:
             if normal is None:
                 if len(cache) > 200_000:
                     cache.clear()
-                args = ["", "", "", "", ""]
-                args[slot] = value
-                normal = address_key(*args).split("|")[slot]
-                cache[(slot, value)] = normal
+                normal = cache[(slot, value)] = address_part(slot, value)
             parts.append(normal)
         return "|".join(parts)
+
+    def note_household(
+        self, row_no: int, account_no: str, id_number: str, phones: Sequence[str], cert: str | None
+    ) -> None:
+        """The probable-duplicate rule for one valid row: the same phone and the same property certificate
+        as an earlier valid row under another ID number."""
+        if cert is None:
+            return
+        for phone in phones:
+            seen = self._phone_cert.setdefault((phone, cert), (row_no, account_no, id_number))
+            if seen[2] != id_number:
+                pair = (cert, *sorted((seen[2], id_number)))
+                if pair not in self._dup_pairs:
+                    self._dup_pairs.add(pair)  # type: ignore[arg-type]
+                    self.probable_duplicates.append(
+                        ProbableDuplicate(row_no, account_no, seen[0], seen[1], phone, cert)
+                    )
+
+    def count_clean(self, rows: int, present: Sequence[int], area_applicable: int, area_present: int) -> None:
+        """Count rows found valid, without warnings, elsewhere (the columnar path): ``present`` per field of
+        :data:`FIELDS`, the heated area's applicable and present rows."""
+        self.rows_seen += rows
+        self.valid += rows
+        self._present = list(map(add, self._present, present))
+        self._area_applicable += area_applicable
+        self._area_present += area_present
 
     def validate(self, values: Sequence[Any], row_no: int) -> ValidRow | RejectedRow | None:
         """Check one row (cells in file order); ``None`` for a blank row, which is skipped."""
@@ -532,7 +559,7 @@ class ArchiveValidator:
         except IndexError:  # a short row (trailing cells left out)
             n = len(values)
             picked = tuple(values[p] if 0 <= p < n else "" for p in self._positions)
-        cells = [c.strip() if type(c) is str else _text(c) for c in picked]
+        cells = [c.strip() if type(c) is str else cell_text(c) for c in picked]
         if not any(cells):
             return None
         (
@@ -918,16 +945,8 @@ class ArchiveValidator:
                 )
             )
             name = known_name
-        if cert is not None:
-            for phone in phones:
-                seen = self._phone_cert.setdefault((phone, cert), (row_no, account_no, id_number))
-                if seen[2] != id_number:
-                    pair = (cert, *sorted((seen[2], id_number)))
-                    if pair not in self._dup_pairs:
-                        self._dup_pairs.add(pair)  # type: ignore[arg-type]
-                        self.probable_duplicates.append(
-                            ProbableDuplicate(row_no, account_no, seen[0], seen[1], phone, cert)
-                        )
+        if self._pair_rows and cert is not None:
+            self.note_household(row_no, account_no, id_number, phones, cert)
 
         self.valid += 1
         if warnings:
@@ -982,6 +1001,14 @@ class ArchiveValidator:
                 )
             )
         return CompletenessReport(self.rows_seen, tuple(out))
+
+
+def address_part(slot: int, value: str) -> str:
+    """Part ``slot`` (0 district ... 4 room) of :func:`premise_address_key`: each part is normalised on its
+    own (a test pins the equality), so an import computes each distinct value's normal form once."""
+    args = ["", "", "", "", ""]
+    args[slot] = value
+    return address_key(*args).split("|")[slot]
 
 
 def _address_from_key(key: str) -> str:

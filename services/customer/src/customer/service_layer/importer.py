@@ -71,6 +71,8 @@ from customer.domain.legacy import (
     Problem,
     ValidRow,
 )
+from customer.domain.legacy_columnar import note_households
+from customer.service_layer import initial_load
 from utilis_shared.context import current_request_id
 from utilis_shared.events import OUTBOX_RECORD_COLUMNS
 from utilis_shared.pii import PiiCipher, mask_id_number, mask_phone
@@ -391,27 +393,6 @@ def _columns(records: list[tuple[Any, ...]], width: int) -> list[Any]:
 
 _OUTBOX_COLUMNS = OUTBOX_RECORD_COLUMNS
 
-# An initial load's COPY columns: a batch's records, then the constants the INSERTs above write.
-_COPY_CUSTOMERS = (
-    "id", "customer_no", "kind", "name", "id_type", "id_number_enc", "id_number_bidx", "id_number_masked",
-    "status", "source", "version",
-)  # fmt: skip
-_COPY_CONTACTS = ("id", "customer_id", "kind", "phone_enc", "phone_bidx", "phone_masked", "is_primary")
-_COPY_TAGS = ("customer_id", "tag", "created_by")
-_COPY_PREMISES = (
-    "id", "district", "community", "building", "unit", "room", "address", "address_key", "heated_area_m2",
-    "property_cert_no", "version",
-)  # fmt: skip
-_COPY_ACCOUNTS = (
-    "id", "account_no", "customer_id", "premise_id", "utility", "customer_class", "household_size",
-    "opened_on", "status", "version",
-)  # fmt: skip
-_COPY_METERS = (
-    "id", "account_id", "serial_no", "kind", "reading_mode", "installed_on", "multiplier", "initial_reading",
-    "status",
-)  # fmt: skip
-_ONE = Decimal(1)
-_ZERO = Decimal(0)
 
 # Pairs of active customers sharing a phone (blind index) and a property certificate on the premise of one
 # of their accounts, at least one of them given an account by this run, not flagged before in either
@@ -488,17 +469,18 @@ _INDEX_DEFINITIONS = """
 WITH t AS (SELECT unnest($1::regclass[]) AS rel)
 SELECT 1 AS phase, format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname) AS drop_sql,
        format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname,
-              pg_get_constraintdef(c.oid)) AS create_sql
+              pg_get_constraintdef(c.oid)) AS create_sql, NULL AS table_name
 FROM pg_constraint c
 WHERE c.contype = 'f' AND (c.conrelid IN (SELECT rel FROM t) OR c.confrelid IN (SELECT rel FROM t))
 UNION ALL
 SELECT 2, format('ALTER TABLE %s DROP CONSTRAINT %I', c.conrelid::regclass, c.conname),
        format('ALTER TABLE %s ADD CONSTRAINT %I %s', c.conrelid::regclass, c.conname,
-              pg_get_constraintdef(c.oid))
+              pg_get_constraintdef(c.oid)), c.conrelid::regclass::text
 FROM pg_constraint c
 WHERE c.contype IN ('p', 'u', 'x') AND c.conrelid IN (SELECT rel FROM t)
 UNION ALL
-SELECT 3, format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid)
+SELECT 3, format('DROP INDEX %s', i.indexrelid::regclass), pg_get_indexdef(i.indexrelid),
+       i.indrelid::regclass::text
 FROM pg_index i
 WHERE i.indrelid IN (SELECT rel FROM t)
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c
@@ -511,10 +493,10 @@ ORDER BY 1, 2
 class _InitialLoad:
     """The one transaction of an initial load, on the write connection, with what it dropped."""
 
-    def __init__(self, pg: Any, transaction: Any, recreate: list[str]) -> None:
+    def __init__(self, pg: Any, transaction: Any, recreate: list[tuple[str | None, str]]) -> None:
         self.pg = pg
         self.transaction = transaction
-        self.recreate = recreate
+        self.recreate = recreate  # (table, statement); the table None for the foreign keys
 
     @classmethod
     async def begin(cls, pg: Any, *, required: bool) -> _InitialLoad | None:
@@ -539,7 +521,7 @@ class _InitialLoad:
         return cls(pg, transaction, outcome)
 
     @staticmethod
-    async def _lock_and_drop(pg: Any) -> list[str] | str:
+    async def _lock_and_drop(pg: Any) -> list[tuple[str | None, str]] | str:
         """The statements that re-create what was dropped, or why nothing was."""
         await pg.execute(
             "SET LOCAL lock_timeout = '5s'; SET LOCAL synchronous_commit = off; "
@@ -555,14 +537,22 @@ class _InitialLoad:
         definitions = await pg.fetch(_INDEX_DEFINITIONS, list(_INITIAL_LOAD_TABLES))
         for d in definitions:
             await pg.execute(d["drop_sql"])
-        return [d["create_sql"] for d in reversed(definitions)]
+        return [(d["table_name"], d["create_sql"]) for d in reversed(definitions)]
+
+    async def rebuild_table(self, table: str) -> None:
+        """Create the indexes and unique constraints of ``table`` again, once it holds all its rows (while
+        the next table is still being prepared)."""
+        mine = [sql for t, sql in self.recreate if t == table]
+        self.recreate = [(t, sql) for t, sql in self.recreate if t != table]
+        if mine:
+            await self.pg.execute(";\n".join(mine))
 
     async def rebuild(self) -> None:
-        """Create the indexes and constraints again (plain indexes, unique ones, then foreign keys, which
-        are validated here in one pass each): one message, so that this process is free while PostgreSQL
-        builds them (the loader works out the probable duplicates meanwhile)."""
+        """Create what is still dropped again (indexes and unique constraints, then the foreign keys, which
+        are validated here in one pass each): one message."""
         if self.recreate:
-            await self.pg.execute(";\n".join(self.recreate))
+            await self.pg.execute(";\n".join(sql for _, sql in self.recreate))
+            self.recreate = []
 
     async def commit(self) -> None:
         await self.transaction.commit()
@@ -626,12 +616,7 @@ class _Loader:
         actor: str,
         source: str,
         batch_size: int = DEFAULT_BATCH_SIZE,
-        initial_load: bool = False,
     ) -> None:
-        # In an initial load (:class:`_InitialLoad`) the archive tables were empty and stay locked by this
-        # run's one transaction: nothing needs looking up, and the caches are never trimmed (a forgotten
-        # customer could not be found again: the rows are not committed yet).
-        self.initial_load = initial_load
         # The caches are trimmed to their newest half, never below what the batches in flight use.
         self.cache_limit = max(CACHE_ENTRIES, 8 * batch_size)
         self.read = read
@@ -648,10 +633,6 @@ class _Loader:
         self.created: set[uuid.UUID] = set()  # customers and premises created by this run
         self.touched: set[uuid.UUID] = set()  # customers given an account by this run
         self.id_keys: dict[str, tuple[str, str]] = {}  # the batch's ID numbers -> (blind index, masked)
-        # An initial load's (customer, premise) of every account and property certificate of every premise,
-        # for the probable-duplicate rule at the end (see duplicate_pairs).
-        self.holdings: list[tuple[uuid.UUID, uuid.UUID]] = []
-        self.certs: dict[uuid.UUID, str] = {}
         self.phone_keys: dict[str, tuple[str, str]] = {}  # the batch's phones -> (blind index, masked)
 
     # -- the pipeline -------------------------------------------------------------------------------
@@ -685,11 +666,7 @@ class _Loader:
         read = self.read
         s = self.summary
         batch = _Batch()
-        initial = self.initial_load
-        present = (
-            set() if initial
-            else {r[0] for r in await read.fetch(_EXISTING_ACCOUNTS, [r.account_no for r in rows])}
-        )  # fmt: skip
+        present = {r[0] for r in await read.fetch(_EXISTING_ACCOUNTS, [r.account_no for r in rows])}
         if present:
             s.accounts_already_present += sum(1 for r in rows if r.account_no in present)
             rows = [r for r in rows if r.account_no not in present]
@@ -701,7 +678,7 @@ class _Loader:
             return batch
         new_customers = await self._prepare_customers(rows, batch)
         await self._prepare_contacts(rows, batch)
-        taken_serials = set() if initial else await self._installed_serials(rows)
+        taken_serials = await self._installed_serials(rows)
 
         topic = self.topic
         customers = self.customers
@@ -762,8 +739,7 @@ class _Loader:
             batch.openings[aid] = _event_record(ev.AccountOpened, r.account_no, data, topic, stamp)
             batch.opening_payloads[aid] = data
             batch.rows[aid] = (r, c.id)
-        if not initial:
-            self._trim_caches()
+        self._trim_caches()
         return batch
 
     def _trim_caches(self) -> None:
@@ -790,7 +766,7 @@ class _Loader:
         blind = self.cipher.blind_index
         keys = self.id_keys
         bidx = {n: keys[n][0] if n in keys else blind(n, field="id_number") for n in todo}
-        found = None if self.initial_load else await self.read.fetch(_FIND_CUSTOMERS, list(bidx.values()))
+        found = await self.read.fetch(_FIND_CUSTOMERS, list(bidx.values()))
         if found:
             await self._adopt_existing(found, {bidx[n]: n for n in todo})
         new = [(n, r) for n, r in todo.items() if n not in known]
@@ -859,7 +835,7 @@ class _Loader:
                 todo.setdefault(r.address_key, []).append(r)
         if not todo:
             return
-        for rec in () if self.initial_load else await self.read.fetch(_FIND_PREMISES, list(todo)):
+        for rec in await self.read.fetch(_FIND_PREMISES, list(todo)):
             known[rec[7]] = _premise_ref(rec)
             del todo[rec[7]]
             if rec[0] not in self.created:
@@ -874,8 +850,6 @@ class _Loader:
             cert = f.property_cert_no or next((g.property_cert_no for g in group if g.property_cert_no), None)
             pid = _new_id()
             self.created.add(pid)
-            if cert is not None and self.initial_load:
-                self.certs[pid] = cert
             batch.premises.append(
                 (pid, f.district, f.community, f.building, f.unit, f.room, f.address, key, area, cert)
             )
@@ -927,9 +901,6 @@ class _Loader:
     async def write_batch(self, batch: _Batch) -> None:
         if not batch.accounts:
             return
-        if self.initial_load:
-            await self._copy_batch(batch)
-            return
         pg = self.write
         s = self.summary
         arrays: list[Any] = []
@@ -970,41 +941,6 @@ class _Loader:
         if len(opened) < len(batch.accounts):
             await self._account_skipped_late(batch, opened)
 
-    async def _copy_batch(self, batch: _Batch) -> None:
-        """An initial load's batch: binary COPY straight into the tables (empty, locked, their indexes and
-        foreign keys dropped until the end of the run), so every row of the batch is written."""
-        copy = self.write.copy_records_to_table
-        if batch.customers:
-            tail = ("active", self.source, 1)
-            await copy("customers", records=[c + tail for c in batch.customers], columns=_COPY_CUSTOMERS)
-        if batch.contacts:
-            await copy("customer_contacts", records=batch.contacts, columns=_COPY_CONTACTS)
-        if batch.tags:
-            tail = (self.actor,)
-            await copy("customer_tags", records=[t + tail for t in batch.tags], columns=_COPY_TAGS)
-        if batch.premises:
-            tail = (1,)
-            await copy("premises", records=[p + tail for p in batch.premises], columns=_COPY_PREMISES)
-        tail = ("active", 1)
-        await copy("accounts", records=[a + tail for a in batch.accounts], columns=_COPY_ACCOUNTS)
-        if batch.meters:
-            tail = (_ONE, _ZERO, "installed")
-            await copy("meters", records=[m + tail for m in batch.meters], columns=_COPY_METERS)
-        outbox = batch.registrations + list(batch.openings.values())
-        await copy("outbox_messages", records=outbox, columns=_OUTBOX_COLUMNS)
-        s = self.summary
-        s.customers_created += len(batch.customers)
-        s.contacts_created += len(batch.contacts)
-        s.premises_created += len(batch.premises)
-        s.accounts_created += len(batch.accounts)
-        s.meters_created += len(batch.meters)
-        s.events_written += len(outbox)
-        touched = self.touched
-        holdings = self.holdings
-        for a in batch.accounts:
-            touched.add(a[2])
-            holdings.append((a[2], a[3]))
-
     def _without_missing_meters(
         self,
         batch: _Batch,
@@ -1038,52 +974,29 @@ class _Loader:
 
     # -- after the last batch -----------------------------------------------------------------------
 
-    async def flag_duplicates(self, pairs: list[tuple[uuid.UUID, uuid.UUID]] | None = None) -> int:
-        """Raise the probable-duplicate flags for the customers this run gave accounts to. ``pairs``: an
-        initial load's, worked out in memory beforehand (:meth:`duplicate_pairs`); otherwise found by
+    async def flag_duplicates(self) -> int:
+        """Raise the probable-duplicate flags for the customers this run gave accounts to, found by
         :data:`_DUPLICATE_CANDIDATES` over the whole archive."""
         if not self.touched:
             return 0
         pg = self.write
         async with pg.transaction():
-            if pairs is None:
-                if self.initial_load:
-                    pairs = self.duplicate_pairs()
-                else:
-                    pairs = await pg.fetch(_DUPLICATE_CANDIDATES, list(self.touched), DUPLICATE_REASON)
-            if not pairs:
-                return 0
-            inserted = await pg.fetch(
-                _INSERT_FLAGS,
-                [_new_id() for _ in pairs],
-                [p[0] for p in pairs],
-                [p[1] for p in pairs],
-                DUPLICATE_REASON,
-            )
-        return len(inserted)
+            pairs = await pg.fetch(_DUPLICATE_CANDIDATES, list(self.touched), DUPLICATE_REASON)
+            return await _insert_flags(pg, pairs)
 
-    def duplicate_pairs(self) -> list[tuple[uuid.UUID, uuid.UUID]]:
-        """:data:`_DUPLICATE_CANDIDATES` for an initial load, from memory: the whole archive is this run's
-        (every customer is in the cache, none merged, no flags yet), so the query's join over all of it
-        is a grouping of what the loader already holds. Pairs of customers sharing a contact phone (blind
-        index) and the property certificate of a premise where either has an account, as (newer, older)
-        by id; a test requires the same flags as the query's."""
-        phones = {c.id: c.phone_bidx for c in self.customers.values()}
-        certs = self.certs
-        groups: dict[tuple[str, str], set[uuid.UUID]] = {}
-        for customer_id, premise_id in self.holdings:
-            cert = certs.get(premise_id)
-            if cert is None:
-                continue
-            for h in phones[customer_id]:
-                groups.setdefault((h, cert), set()).add(customer_id)
-        pairs: set[tuple[uuid.UUID, uuid.UUID]] = set()
-        for members in groups.values():
-            if len(members) > 1:
-                ordered = sorted(members, key=lambda u: u.bytes)  # PostgreSQL orders uuids bytewise
-                for i, older in enumerate(ordered):
-                    pairs.update((newer, older) for newer in ordered[i + 1 :])
-        return sorted(pairs, key=lambda p: (p[0].bytes, p[1].bytes))
+
+async def _insert_flags(pg: Any, pairs: Sequence[Any]) -> int:
+    """The flags of ``pairs`` of (suspected duplicate, original) customer ids; how many were new."""
+    if not pairs:
+        return 0
+    inserted = await pg.fetch(
+        _INSERT_FLAGS,
+        [_new_id() for _ in pairs],
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+        DUPLICATE_REASON,
+    )
+    return len(inserted)
 
 
 def _premise_ref(rec: Any) -> _Premise:
@@ -1245,13 +1158,17 @@ def _fewer_gc_passes() -> Iterator[None]:
         gc.set_threshold(*old)
 
 
-def _open(path: Path, today: date | None) -> tuple[Iterator[tuple[int, Sequence[Any]]], ArchiveValidator]:
+def _open(
+    path: Path, today: date | None, *, probable_duplicates: bool = True
+) -> tuple[Iterator[tuple[int, Sequence[Any]]], ArchiveValidator]:
     rows = read_rows(path)
     try:
         _, headers = next(rows)
     except StopIteration:
         raise ValueError(f"{path} is empty") from None
-    return rows, ArchiveValidator(headers, today=today or business_today())
+    return rows, ArchiveValidator(
+        headers, today=today or business_today(), probable_duplicates=probable_duplicates
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -1482,54 +1399,88 @@ async def import_archive(
             if initial_load is not False:
                 bulk = await _InitialLoad.begin(write, required=initial_load is True)
             summary.initial_load = bulk is not None
-            loader = _Loader(
-                read,
-                write,
-                settings,
-                cipher,
-                summary,
-                report,
-                actor=actor,
-                source=source,
-                batch_size=batch_size,
-                initial_load=bulk is not None,
-            )
-            try:
-                with _fewer_gc_passes():
-                    try:
-                        async with asyncio.TaskGroup() as group:
-                            group.create_task(validate_rows())
-                            group.create_task(loader.run(queue))
-                    except BaseExceptionGroup as group_error:  # one stage failed, the other was cancelled
-                        if len(group_error.exceptions) == 1:
-                            raise group_error.exceptions[0]  # noqa: B904 - its own cause is kept
-                        raise
-                pairs = None
-                if bulk is not None:  # PostgreSQL builds the indexes while this process finds the pairs
-                    rebuilding = asyncio.ensure_future(bulk.rebuild())
-                    try:
-                        await asyncio.sleep(0)  # the statements go out
-                        pairs = loader.duplicate_pairs()
-                    finally:
-                        await rebuilding
-                summary.duplicates_flagged = await loader.flag_duplicates(pairs)
-                _finish(summary, outcome[0], report, started)
-                changes = json.dumps({"file": path.name, **summary.counts()}, ensure_ascii=False)
-                await write.execute(
-                    _INSERT_AUDIT, _new_id(), actor, actor_kind, AUDIT_ACTION, str(summary.run_id), changes,
-                    current_request_id(),
-                )  # fmt: skip
-                if bulk is not None:
+            if bulk is not None:
+                try:
+                    await _load_initial(
+                        bulk, write, settings, cipher, path, today_value, report, summary, started,
+                        actor=actor, actor_kind=actor_kind, source=source, progress=progress,
+                    )  # fmt: skip
                     await bulk.commit()
-            except BaseException:
-                if bulk is not None:
+                except BaseException:
                     await bulk.rollback()
-                raise
-            if bulk is not None:  # the commit's time counts
-                summary.elapsed_seconds = time.perf_counter() - started
+                    raise
+                summary.elapsed_seconds = time.perf_counter() - started  # the commit's time counts
+                return summary
+            loader = _Loader(
+                read, write, settings, cipher, summary, report,
+                actor=actor, source=source, batch_size=batch_size,
+            )  # fmt: skip
+            with _fewer_gc_passes():
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(validate_rows())
+                        group.create_task(loader.run(queue))
+                except BaseExceptionGroup as group_error:  # one stage failed, the other was cancelled
+                    if write.is_in_transaction():  # a batch cut short: its transaction goes, not the pool's
+                        await write.execute("ROLLBACK")
+                    if len(group_error.exceptions) == 1:
+                        raise group_error.exceptions[0]  # noqa: B904 - its own cause is kept
+                    raise
+            summary.duplicates_flagged = await loader.flag_duplicates()
+            _finish(summary, outcome[0], report, started)
+            await _audit(write, summary, path, actor=actor, actor_kind=actor_kind)
     finally:
         report.close()
     return summary
+
+
+async def _audit(pg: Any, summary: ImportSummary, path: Path, *, actor: str, actor_kind: str) -> None:
+    changes = json.dumps({"file": path.name, **summary.counts()}, ensure_ascii=False)
+    await pg.execute(
+        _INSERT_AUDIT, _new_id(), actor, actor_kind, AUDIT_ACTION, str(summary.run_id), changes,
+        current_request_id(),
+    )  # fmt: skip
+
+
+async def _load_initial(
+    bulk: _InitialLoad,
+    pg: Any,
+    settings: ServiceSettings,
+    cipher: PiiCipher,
+    path: Path,
+    today: date,
+    report: _Report,
+    summary: ImportSummary,
+    started: float,
+    *,
+    actor: str,
+    actor_kind: str,
+    source: str,
+    progress: bool,
+) -> None:
+    """An initial load (:mod:`customer.service_layer.initial_load`) inside ``bulk``'s transaction, up to
+    the commit: validate, write, re-create the indexes, raise the flags, audit."""
+    with _progress(progress) as bar:
+        task = bar.add_task("initial load: validating", total=None, rate="")
+        rows, validator = _open(path, today, probable_duplicates=False)
+        validation = await asyncio.to_thread(initial_load.validate, path, rows, validator)
+        initial_load.report_notes(validation, report.write)
+        counts, pairs = await initial_load.load(
+            pg, cipher, validation, topic=settings.topic("customer.events"), source=source, actor=actor,
+            written=bulk.rebuild_table,
+            stage=lambda name: bar.update(task, description=f"initial load: {name}"),
+        )  # fmt: skip
+        bar.update(task, description="initial load: building the indexes")
+        await asyncio.gather(bulk.rebuild(), asyncio.to_thread(note_households, validation))
+    summary.customers_created = counts.customers
+    summary.contacts_created = counts.contacts
+    summary.premises_created = counts.premises
+    summary.accounts_created = counts.accounts
+    summary.meters_created = counts.meters
+    summary.events_written = counts.events
+    summary.duplicates_flagged = await _insert_flags(pg, pairs)
+    _finish(summary, _Validated.of(validator), report, started)
+    await _audit(pg, summary, path, actor=actor, actor_kind=actor_kind)
 
 
 def validate_archive(
