@@ -169,14 +169,6 @@ def _tables(
 ) -> Generator[tuple[str, pl.DataFrame], None, tuple[LoadedCounts, list[tuple[uuid.UUID, uuid.UUID]]]]:
     """The rows of each table, in writing order; returns the counts and the probable-duplicate pairs."""
     stage("resolving")
-    # Holders: one customer per ID number, from its first row (ids first: the tables without personal
-    # data go to PostgreSQL while the ciphertexts are being computed).
-    first = valid.unique("id_number", keep="first", maintain_order=True)
-    first = first.with_columns(
-        id=_ids(first.height), customer_no=pl.Series([f"C{n:09d}" for n in numbers], dtype=pl.String)
-    )
-    holders = first.select("id_number", customer_id="id", customer_no="customer_no")
-
     # Premises: per address key, the first row's address; the first area and certificate given.
     premises = valid.group_by("address_key", maintain_order=True).agg(
         col("district", "community", "building", "unit", "room", "address").first(),
@@ -191,6 +183,14 @@ def _tables(
             "heated_area_m2", "property_cert_no", version=pl.lit(1),
         ),
     )  # fmt: skip
+
+    # Holders: one customer per ID number, from its first row (ids first: the tables without personal
+    # data go to PostgreSQL while the ciphertexts are being computed).
+    first = valid.unique("id_number", keep="first", maintain_order=True)
+    first = first.with_columns(
+        id=_ids(first.height), customer_no=pl.Series([f"C{n:09d}" for n in numbers], dtype=pl.String)
+    )
+    holders = first.select("id_number", customer_id="id", customer_no="customer_no")
 
     # Accounts and meters: one per row.
     accounts = (
@@ -327,21 +327,19 @@ def _outbox_binary(frame: pl.DataFrame) -> bytes:
     topic, event_type = frame["topic"][0].encode(), frame["event_type"][0].encode()
     constant_topic = length(len(topic)) + topic
     constant_type = length(len(event_type)) + event_type
+    fields = frame.select(
+        col("id").str.replace_all("-", "", literal=True).str.decode("hex"),
+        col("key", "payload", "headers").cast(pl.Binary),
+    )
+    head = b"\x00\x06\x00\x00\x00\x10"  # six fields; the first, a uuid, 16 bytes
     rows = [_BINARY_HEADER]
-    for event_id, key, payload, headers in zip(
-        frame["id"].to_list(),
-        frame["key"].to_list(),
-        frame["payload"].to_list(),
-        frame["headers"].to_list(),
-        strict=True,
-    ):
-        k, p, h = key.encode(), payload.encode(), headers.encode()
-        rows.append(
-            b"".join((
-                b"\x00\x06\x00\x00\x00\x10", uuid.UUID(event_id).bytes, constant_topic, length(len(k)), k,
-                constant_type, length(len(p)), p, length(len(h) + 1), b"\x01", h,
-            ))
-        )  # fmt: skip
+    rows += [
+        b"".join((
+            head, event_id, constant_topic, length(len(k)), k, constant_type, length(len(p)), p,
+            length(len(h) + 1), b"\x01", h,
+        ))  # fmt: skip
+        for event_id, k, p, h in zip(*(fields[c].to_list() for c in fields.columns), strict=True)
+    ]
     rows.append(b"\xff\xff")
     return b"".join(rows)
 
