@@ -645,24 +645,16 @@ class ArchiveValidator:
 
         phones: list[str] = []
         if phone_s:
-            for part in _LIST_SPLIT.split(_nfkc(phone_s)):
-                part = part.strip()
-                if not part:
-                    continue
-                try:
-                    p = validate_phone(part)
-                except InvalidPhone:
-                    err(
-                        Problem(
-                            "phone",
-                            "invalid_phone",
-                            f"{mask_phone(part)} is neither an 11-digit mobile number nor a "
-                            "landline with area code.",
-                        )
+            phones, wrong = phone_list(phone_s)
+            for part in wrong:
+                err(
+                    Problem(
+                        "phone",
+                        "invalid_phone",
+                        f"{mask_phone(part)} is neither an 11-digit mobile number nor a "
+                        "landline with area code.",
                     )
-                    continue
-                if p not in phones:
-                    phones.append(p)
+                )
         else:
             warnings.append(
                 Problem("phone", "missing", "No phone number: the customer cannot be reached.", "warning")
@@ -828,12 +820,8 @@ class ArchiveValidator:
                 kind_text = meter_kind_s.lower()
                 remote = False
                 if kind_text:
-                    for word, k in _METER_KIND_WORDS:
-                        if word in kind_text:
-                            meter_kind = k
-                            break
-                    remote = any(w in kind_text for w in _REMOTE_WORDS)
-                    if meter_kind is None and not remote and not any(w in kind_text for w in _PLAIN_WORDS):
+                    meter_kind, remote, understood = meter_words(kind_text)
+                    if not understood:
                         err(
                             Problem(
                                 "meter_kind",
@@ -1001,6 +989,33 @@ class ArchiveValidator:
                 )
             )
         return CompletenessReport(self.rows_seen, tuple(out))
+
+
+def phone_list(cell: str) -> tuple[list[str], list[str]]:
+    """The phones of a cell (``;`` ``，`` ``、`` ... between them), normalised and each once, and the parts
+    that are not phone numbers."""
+    phones: list[str] = []
+    wrong: list[str] = []
+    for part in _LIST_SPLIT.split(_nfkc(cell)):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            p = validate_phone(part)
+        except InvalidPhone:
+            wrong.append(part)
+            continue
+        if p not in phones:
+            phones.append(p)
+    return phones, wrong
+
+
+def meter_words(kind_text: str) -> tuple[str | None, bool, bool]:
+    """What a (lower-cased) meter type cell says: the meter kind it names, whether it is read remotely,
+    and whether any of it was understood."""
+    meter_kind = next((k for word, k in _METER_KIND_WORDS if word in kind_text), None)
+    remote = any(w in kind_text for w in _REMOTE_WORDS)
+    return meter_kind, remote, meter_kind is not None or remote or any(w in kind_text for w in _PLAIN_WORDS)
 
 
 def address_part(slot: int, value: str) -> str:

@@ -38,8 +38,6 @@ from customer.domain.identity import (
     _ID_CHECK,
     _ID_WEIGHTS,
     IdType,
-    InvalidPhone,
-    validate_phone,
 )
 from customer.domain.legacy import (
     _AREA_RE,
@@ -47,12 +45,8 @@ from customer.domain.legacy import (
     _CUSTOMER_CLASSES,
     _ID_TYPES,
     _INT_RE,
-    _LIST_SPLIT,
     _MAX_LEN,
-    _METER_KIND_WORDS,
     _METER_SERIAL_RE,
-    _PLAIN_WORDS,
-    _REMOTE_WORDS,
     _TAG_SPLIT,
     _TAGS,
     _UTILITIES,
@@ -65,6 +59,8 @@ from customer.domain.legacy import (
     _parse_date,
     address_part,
     cell_text,
+    meter_words,
+    phone_list,
 )
 from utilis_shared.pii import normalise
 
@@ -199,18 +195,8 @@ def _id_type(s: str) -> Any:
 def _phones(s: str | None) -> Any:
     if not s:
         return SLOW  # the "missing" warning
-    phones: list[str] = []
-    for part in _LIST_SPLIT.split(_nfkc(s)):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            p = validate_phone(part)
-        except InvalidPhone:
-            return SLOW
-        if p not in phones:
-            phones.append(p)
-    return phones
+    phones, wrong = phone_list(s)
+    return SLOW if wrong else phones
 
 
 def _cert(s: str) -> Any:
@@ -271,16 +257,9 @@ def _meter_kind(s: str, utility: str | None) -> Any:
     if utility is None:
         return SLOW
     kind_text = s.lower()
-    meter_kind = None
-    remote = False
-    if kind_text:
-        for word, k in _METER_KIND_WORDS:
-            if word in kind_text:
-                meter_kind = k
-                break
-        remote = any(w in kind_text for w in _REMOTE_WORDS)
-        if meter_kind is None and not remote and not any(w in kind_text for w in _PLAIN_WORDS):
-            return SLOW
+    meter_kind, remote, understood = meter_words(kind_text) if kind_text else (None, False, True)
+    if not understood:
+        return SLOW
     expected = _UTILITY_METER_KIND[utility]
     if meter_kind is not None and meter_kind != expected:
         return SLOW
