@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from customer import events as ev
-from customer.domain.demo import DemoGenerator, write_csv
+from customer.domain.demo import DemoGenerator, write_csv, write_xlsx
 from customer.domain.legacy import CHINESE_HEADERS, ArchiveValidator, validate_records
 from customer.service_layer import importer, initial_load
 from customer.service_layer.importer import ArchiveNotEmpty, ConcurrentChange, import_archive
@@ -394,3 +394,29 @@ async def test_a_failure_in_the_validating_process_fails_the_import(
             assert set((await _counts(other)).values()) == {0}  # the initial load rolled back
         finally:
             await other.dispose()
+
+
+async def test_an_xlsx_archive_loads_as_its_csv_does(
+    fresh, settings: Settings, cipher: PiiCipher, archive
+) -> None:
+    """XLSX cells arrive typed (numbers, dates) and are read row by row, then validated column by column
+    like a CSV's."""
+    engine, own = fresh
+    path, rows = archive
+    xlsx = path.with_name("archive.xlsx")
+    write_xlsx(rows, xlsx)
+
+    from_xlsx = await _import(engine, own, cipher, xlsx)
+
+    assert from_xlsx.initial_load and from_xlsx.accounts_created == len(validate_records(rows).valid)
+    async with devstack.throwaway_database(f"customer_il_{uuid.uuid4().hex[:10]}", MIGRATIONS) as url:
+        other_settings = settings.model_copy(update={"database_url": url})
+        other = create_engine(other_settings, pool_size=3, max_overflow=0)
+        try:
+            from_csv = await _import(other, other_settings, cipher, path)
+            assert await _content(other, cipher) == await _content(engine, cipher)
+        finally:
+            await other.dispose()
+    assert {k: getattr(from_xlsx, k) for k in _SUMMARY_COUNTS} == {
+        k: getattr(from_csv, k) for k in _SUMMARY_COUNTS
+    }
