@@ -181,6 +181,8 @@ def test_short_rows_and_typed_cells() -> None:
     result = validate_frame(cells_frame(iter(table), columns), columns)
     assert result.valid.to_dicts() == _as_records(expected)
     assert columns.completeness() == by_rows.completeness()
+    with pytest.raises(ValueError, match="probable-duplicate"):  # the rule would run twice
+        validate_frame(cells_frame(iter(table), by_rows), by_rows)
 
 
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "gb18030"])

@@ -483,7 +483,7 @@ class ArchiveValidator:
         """``probable_duplicates=False``: :meth:`validate` leaves the probable-duplicate rule to the caller,
         who then calls :meth:`note_household` for every valid row in file order (the columnar path does)."""
         self.header_map = map_headers(headers)
-        self._pair_rows = probable_duplicates
+        self.checks_probable_duplicates = probable_duplicates
         self.rules = rules
         self.today = today or date.today()  # noqa: DTZ011 - a calendar date; callers pass business_today()
         self._positions = tuple(self.header_map.positions[f] for f in FIELDS)
@@ -933,7 +933,7 @@ class ArchiveValidator:
                 )
             )
             name = known_name
-        if self._pair_rows and cert is not None:
+        if self.checks_probable_duplicates and cert is not None:
             self.note_household(row_no, account_no, id_number, phones, cert)
 
         self.valid += 1

@@ -332,7 +332,7 @@ def _per_value(frame: pl.DataFrame, columns: list[str], rule: Callable[..., Any]
 def validate_frame(cells: pl.DataFrame, validator: ArchiveValidator) -> FrameValidation:
     """Validate the archive's cells (:func:`cells_frame`): clean rows by columns, the others by
     ``validator`` (made with ``probable_duplicates=False``), which ends up holding every count."""
-    if validator._pair_rows:
+    if validator.checks_probable_duplicates:
         raise ValueError("the validator must leave the probable-duplicate rule to validate_frame")
     today = validator.today
     col = pl.col
