@@ -31,6 +31,7 @@ incremental imports of the rest (they stream, in bounded memory).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import io
 import struct
 import uuid
@@ -126,8 +127,8 @@ async def load(
     built."""
     valid = validation.valid
     n = valid["id_number"].n_unique()
-    numbers = sorted(r[0] for r in await pg.fetch(CUSTOMER_NUMBERS, n)) if n else []
     loop = asyncio.get_running_loop()
+    numbers: concurrent.futures.Future[list[int]] = concurrent.futures.Future()  # drawn while premises build
     ready: asyncio.Queue[tuple[str, list[str], bytes, str] | None] = asyncio.Queue()
     outcome: list[tuple[LoadedCounts, list[tuple[uuid.UUID, uuid.UUID]]]] = []
 
@@ -150,6 +151,11 @@ async def load(
 
     building = loop.run_in_executor(None, build)
     try:
+        try:
+            numbers.set_result(sorted(r[0] for r in await pg.fetch(CUSTOMER_NUMBERS, n)) if n else [])
+        except BaseException as exc:
+            numbers.set_exception(exc)
+            raise
         while (item := await ready.get()) is not None:
             table, columns, data, copy_format = item
             if data:
@@ -164,14 +170,15 @@ async def load(
 def _tables(
     valid: pl.DataFrame,
     cipher: PiiCipher,
-    numbers: list[int],
+    numbers: concurrent.futures.Future[list[int]],
     *,
     topic: str,
     source: str,
     actor: str,
     stage: Callable[[str], None],
 ) -> Generator[tuple[str, pl.DataFrame], None, tuple[LoadedCounts, list[tuple[uuid.UUID, uuid.UUID]]]]:
-    """The rows of each table, in writing order; returns the counts and the probable-duplicate pairs."""
+    """The rows of each table, in writing order (``numbers``: the customer numbers, drawn meanwhile);
+    returns the counts and the probable-duplicate pairs."""
     stage("resolving")
     # Premises: per address key, the first row's address; the first area and certificate given.
     premises = valid.group_by("address_key", maintain_order=True).agg(
@@ -192,7 +199,8 @@ def _tables(
     # data go to PostgreSQL while the ciphertexts are being computed).
     first = valid.unique("id_number", keep="first", maintain_order=True)
     first = first.with_columns(
-        id=_ids(first.height), customer_no=pl.Series([f"C{n:09d}" for n in numbers], dtype=pl.String)
+        id=_ids(first.height),
+        customer_no=pl.Series([f"C{n:09d}" for n in numbers.result()], dtype=pl.String),
     )
     holders = first.select("id_number", customer_id="id", customer_no="customer_no")
 
