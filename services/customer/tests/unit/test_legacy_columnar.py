@@ -14,6 +14,7 @@ import pytest
 from customer.domain.demo import DemoGenerator
 from customer.domain.legacy import CHINESE_HEADERS, ArchiveValidator, ValidRow, _parse_date
 from customer.domain.legacy_columnar import (
+    PY_WHITESPACE,
     VALID_SCHEMA,
     cells_frame,
     cells_from_table,
@@ -205,9 +206,9 @@ def test_a_csv_read_by_polars_gives_the_cells_the_row_reader_gives(tmp_path, enc
     path.write_bytes("\r\n".join(lines).encode(encoding))
 
     validator = ArchiveValidator(headers, today=TODAY, probable_duplicates=False)
-    table = initial_load.read_table(path)
-    assert table is not None
-    from_table = cells_from_table(table, validator)
+    read = initial_load.read_table(path)
+    assert read is not None
+    from_table = cells_from_table(read[1], validator)
     rows_read = read_rows(path)
     next(rows_read)
     assert from_table.to_dicts() == cells_frame(rows_read, validator).to_dicts()
@@ -217,3 +218,7 @@ def test_a_csv_read_by_polars_gives_the_cells_the_row_reader_gives(tmp_path, enc
     assert initial_load.read_table(path) is None
     path.write_text('户号,"姓名"\n1,2\n', encoding="utf-8")  # quotes: row by row
     assert initial_load.read_table(path) is None
+
+
+def test_the_whitespace_stripped_is_pythons() -> None:
+    assert "".join(chr(i) for i in range(0x110000) if chr(i).isspace()) == PY_WHITESPACE

@@ -28,8 +28,9 @@ area). What is checked, with the code reported:
 :class:`CompletenessReport` counts, per field, how many rows carry a value; ID numbers and heated areas
 have a target of under 0.5% missing (the area only over heating rows).
 
-The per-row path is written for throughput (the import must sustain well over 10,000 rows/s on two
-cores): precompiled patterns, positional cells, no model objects per row.
+The per-row path is written for throughput (incremental imports validate every row with it; an initial
+load only the rows :mod:`customer.domain.legacy_columnar` cannot decide): precompiled patterns,
+positional cells, no model objects per row.
 """
 
 from __future__ import annotations
@@ -552,13 +553,20 @@ class ArchiveValidator:
         self._area_applicable += area_applicable
         self._area_present += area_present
 
-    def validate(self, values: Sequence[Any], row_no: int) -> ValidRow | RejectedRow | None:
-        """Check one row (cells in file order); ``None`` for a blank row, which is skipped."""
+    def picked(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        """A row's cells (in file order) as the cells of :data:`FIELDS`, blank where the file has none."""
         try:
-            picked = self._pick([*values, ""] if self._pad else values)
+            return self._pick([*values, ""] if self._pad else values)
         except IndexError:  # a short row (trailing cells left out)
             n = len(values)
-            picked = tuple(values[p] if 0 <= p < n else "" for p in self._positions)
+            return tuple(values[p] if 0 <= p < n else "" for p in self._positions)
+
+    def validate(self, values: Sequence[Any], row_no: int) -> ValidRow | RejectedRow | None:
+        """Check one row (cells in file order); ``None`` for a blank row, which is skipped."""
+        return self.validate_cells(self.picked(values), row_no)
+
+    def validate_cells(self, picked: Sequence[Any], row_no: int) -> ValidRow | RejectedRow | None:
+        """:meth:`validate` of a row's cells already in :data:`FIELDS` order."""
         cells = [c.strip() if type(c) is str else cell_text(c) for c in picked]
         if not any(cells):
             return None

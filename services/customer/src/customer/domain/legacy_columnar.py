@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import islice
-from operator import itemgetter
 from typing import Any
 
 import polars as pl
@@ -95,8 +94,12 @@ VALID_SCHEMA: dict[str, Any] = {
     "tags": pl.List(pl.String),
 }
 
-# What str.strip() strips (str.isspace()): polars' own whitespace lacks \x1c-\x1f.
-PY_WHITESPACE = "".join(chr(i) for i in range(0x110000) if chr(i).isspace())
+# What str.strip() strips (the characters str.isspace() accepts; a test pins the list): polars' own
+# whitespace lacks \x1c-\x1f.
+PY_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 _MOBILE = r"^1[3-9][0-9]{9}$"
 _RESIDENT_ID = r"^[0-9]{17}[0-9X]$"
@@ -134,22 +137,11 @@ def cells_frame(
 ) -> pl.DataFrame:
     """The cells of every non-blank row as text (trimmed, as the validator sees them), one column per
     field of :data:`FIELDS` (blank where the file lacks the column), with ``row_no``."""
-    positions = [validator.header_map.positions[f] for f in FIELDS]
-    pick = itemgetter(*positions)
-    padded = any(p < 0 for p in positions)
-    if padded:  # a column the file lacks reads a blank cell appended to the row
-        width = max(positions) + 1
-        pick = itemgetter(*(p if p >= 0 else width for p in positions))
+    pick = validator.picked
     frames = []
     rows = iter(rows)
     while chunk := list(islice(rows, chunk_rows)):
-        picked = []
-        for _row_no, values in chunk:
-            try:
-                picked.append(pick([*values, ""] if padded else values))
-            except IndexError:  # a short row (trailing cells left out)
-                n = len(values)
-                picked.append(tuple(values[p] if 0 <= p < n else "" for p in positions))
+        picked = [pick(values) for _, values in chunk]
         columns = {
             f: [c.strip() if type(c) is str else cell_text(c) for c in column]
             for f, column in zip(FIELDS, zip(*picked, strict=True), strict=True)
@@ -487,14 +479,8 @@ def validate_frame(cells: pl.DataFrame, validator: ArchiveValidator) -> FrameVal
     )
     notes: list[tuple[int, str, tuple[Problem, ...]]] = []
     slow_valid: list[ValidRow] = []
-    width = max(validator.header_map.positions[f] for f in FIELDS) + 1
-    slots = [(i, validator.header_map.positions[f]) for i, f in enumerate(FIELDS)]
     for row in c.filter(~col("clean")).select(*FIELDS, "row_no").iter_rows():
-        values = [""] * width
-        for i, p in slots:
-            if p >= 0:
-                values[p] = row[i]
-        outcome = validator.validate(values, row[-1])
+        outcome = validator.validate_cells(row[:-1], row[-1])
         if type(outcome) is ValidRow:
             slow_valid.append(outcome)
             if outcome.warnings:

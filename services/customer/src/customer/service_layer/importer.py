@@ -29,8 +29,9 @@ re-run resumes where it stopped.
 
 An archive that is empty when the import starts (no customers, no premises) is loaded as an *initial
 load* instead (:class:`_InitialLoad`): one transaction that locks the archive tables, drops their indexes
-and foreign keys, COPYs every batch straight in, and re-creates them all before committing; several times
-cheaper for PostgreSQL, all or nothing, and the next run is incremental again.
+and foreign keys, has :mod:`customer.service_layer.initial_load` validate and build the whole archive
+column by column and COPY each table, and re-creates the indexes and foreign keys before committing;
+several times cheaper, all or nothing, and the next run is incremental again.
 
 ID numbers and phones are stored encrypted (``PiiCipher``) with blind indexes and masked forms; the reject
 report and the summary never show them in full.
@@ -54,6 +55,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any, TextIO
@@ -443,11 +445,12 @@ VALUES ($1, $2, $3, NULL, $4, 'customer_archive_import', $5, $6::text::jsonb, $7
 # updates twenty index entries (two of them trigram GIN entries) and checks its foreign keys one by one
 # than when the indexes are built once, in bulk, at the end. So an import that finds the archive tables
 # empty runs as one transaction that locks them, drops their indexes and foreign keys (their definitions
-# read from the catalog first, so the migrations stay the one source of truth), COPYs every batch
-# straight into the tables, and creates the very same indexes and constraints again before it commits.
-# The unique indexes and the foreign keys are validated when they are re-created: a violation fails the
-# run and rolls everything back (the in-memory resolution of customers, premises and contacts is what
-# keeps them unique, as the ON CONFLICT inserts do otherwise).
+# read from the catalog first, so the migrations stay the one source of truth), COPYs each table
+# straight in (customer.service_layer.initial_load), and creates the very same indexes and constraints
+# again before it commits: each table's once it is written, the foreign keys at the end. The unique
+# indexes and the foreign keys are validated when they are re-created: a violation fails the run and rolls
+# everything back (the resolution of customers, premises and contacts in frames is what keeps them unique,
+# as the ON CONFLICT inserts do otherwise).
 #
 # The price: while it runs, the archive tables are locked (the API's reads of them wait; run it before
 # opening the service), and the load is all or nothing: a crash half-way leaves the archive empty, and
@@ -651,6 +654,8 @@ class _Loader:
         finally:
             if writing is not None and not writing.done():
                 writing.cancel()
+                with contextlib.suppress(BaseException):  # its error, if any, is not this one's
+                    await writing  # the connection is quiet before anyone else uses it
 
     # -- prepare (read connection + CPU) ------------------------------------------------------------
 
@@ -1421,8 +1426,9 @@ async def import_archive(
                         group.create_task(validate_rows())
                         group.create_task(loader.run(queue))
                 except BaseExceptionGroup as group_error:  # one stage failed, the other was cancelled
-                    if write.is_in_transaction():  # a batch cut short: its transaction goes, not the pool's
-                        await write.execute("ROLLBACK")
+                    # A batch cut short may leave its transaction, or a cancelled statement, on the write
+                    # connection: it is discarded, not handed back to the pool.
+                    await write_conn.invalidate()
                     if len(group_error.exceptions) == 1:
                         raise group_error.exceptions[0]  # noqa: B904 - its own cause is kept
                     raise
@@ -1462,9 +1468,10 @@ async def _load_initial(
     the commit: validate, write, re-create the indexes, raise the flags, audit."""
     with _progress(progress) as bar:
         task = bar.add_task("initial load: validating", total=None, rate="")
-        rows, validator = _open(path, today, probable_duplicates=False)
-        validation = await asyncio.to_thread(initial_load.validate, path, rows, validator)
-        initial_load.report_notes(validation, report.write)
+        validation = await asyncio.to_thread(initial_load.validate, path, today, partial(read_rows, path))
+        validator = validation.validator
+        for row_no, account_no, problems in validation.notes:
+            report.write(row_no, account_no, problems)
         counts, pairs = await initial_load.load(
             pg, cipher, validation, topic=settings.topic("customer.events"), source=source, actor=actor,
             written=bulk.rebuild_table,

@@ -37,7 +37,7 @@ import struct
 import uuid
 from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -45,7 +45,7 @@ from pydantic_core import to_json
 from uuid_utils import uuid7
 
 from customer import events as ev
-from customer.domain.legacy import ArchiveValidator, Problem
+from customer.domain.legacy import ArchiveValidator
 from customer.domain.legacy_columnar import FrameValidation, cells_frame, cells_from_table, validate_frame
 from utilis_shared.pii import PiiCipher, mask_id_number, mask_phone
 
@@ -79,11 +79,12 @@ def _per_distinct(series: pl.Series, fn: Callable[[str], str]) -> pl.Series:
     return series.replace_strict(dict(zip(distinct, map(fn, distinct), strict=True)), return_dtype=pl.String)
 
 
-def read_table(path: Path) -> pl.DataFrame | None:
-    """The archive's rows after the header as polars reads them (string columns, ``row_no``), when that is
-    exactly what the row-by-row reader (:func:`~customer.service_layer.importer.read_rows`) reads: a CSV
-    file without quote characters and without lone carriage returns, in UTF-8 or GB18030 (made UTF-8
-    first). Otherwise ``None``: such a file is read row by row (a few µs more per row)."""
+def read_table(path: Path) -> tuple[list[Any], pl.DataFrame] | None:
+    """The archive's header cells and its rows after the header as polars reads them (string columns,
+    ``row_no``), when that is exactly what the row-by-row reader
+    (:func:`~customer.service_layer.importer.read_rows`) reads: a CSV file without quote characters and
+    without lone carriage returns, in UTF-8 or GB18030 (made UTF-8 first). Otherwise ``None``: such a
+    file is read row by row (a few µs more per row)."""
     if path.suffix.lower() not in (".csv", ".txt", ""):
         return None
     data = path.read_bytes()
@@ -94,16 +95,25 @@ def read_table(path: Path) -> pl.DataFrame | None:
     except UnicodeDecodeError:
         data = data.decode("gb18030").encode("utf-8")
     table = pl.read_csv(data, has_header=False, infer_schema=False, truncate_ragged_lines=True)
-    return table.with_row_index("row_no", offset=1).slice(1)  # the header is row 1
+    headers = list(table.row(0)) if table.height else []
+    return headers, table.with_row_index("row_no", offset=1).slice(1)  # the header is row 1
 
 
 def validate(
-    path: Path, rows: Iterator[tuple[int, Sequence[Any]]], validator: ArchiveValidator
+    path: Path, today: date, read_rows: Callable[[], Iterator[tuple[int, Sequence[Any]]]]
 ) -> FrameValidation:
-    """Step 1: the file read by polars where that reads what the row-by-row reader reads, else ``rows``
-    (after the header); ``validator`` made with ``probable_duplicates=False``."""
-    table = read_table(path)
-    cells = cells_frame(rows, validator) if table is None else cells_from_table(table, validator)
+    """Step 1: the file read by polars where that reads what the row-by-row reader ``read_rows()`` (the
+    header row first) reads, else by it; the validator made here leaves the probable-duplicate rule to
+    :func:`~customer.domain.legacy_columnar.note_households`."""
+    read = read_table(path)
+    if read is None:
+        rows = read_rows()
+        validator = ArchiveValidator(next(rows)[1], today=today, probable_duplicates=False)
+        cells = cells_frame(rows, validator)
+    else:
+        headers, table = read
+        validator = ArchiveValidator(headers, today=today, probable_duplicates=False)
+        cells = cells_from_table(table, validator)
     return validate_frame(cells, validator)
 
 
@@ -360,6 +370,7 @@ def _outbox(events: pl.DataFrame, model: Any, topic: str, stamp: bytes) -> pl.Da
     """The outbox rows of ``events`` (``event_id``, ``key`` the subject, ``data`` the payload's JSON), the
     payload as text (it is written as its UTF-8 bytes)."""
     parts = ev.catalog.outbox_parts(model, stamp)
+    # The subject goes in quotes as it is: account numbers ([0-9A-Z]) and uuids need no JSON escaping.
     payload = pl.concat_str(
         pl.lit('{"id":"'), col("event_id"), pl.lit(parts.middle.decode()), pl.lit('"'), col("key"),
         pl.lit('"'), pl.lit(parts.tail.decode()), col("data"), pl.lit("}"),
@@ -401,9 +412,3 @@ def _duplicate_pairs(
         for i, older in enumerate(members):
             pairs.update((newer, older) for newer in members[i + 1 :])
     return [(uuid.UUID(a), uuid.UUID(b)) for a, b in sorted(pairs)]
-
-
-def report_notes(validation: FrameValidation, write: Callable[[int, str, list[Problem]], None]) -> None:
-    """The report's lines, in file order."""
-    for row_no, account_no, problems in validation.notes:
-        write(row_no, account_no, list(problems))
