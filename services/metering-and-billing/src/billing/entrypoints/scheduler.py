@@ -29,7 +29,7 @@ class Scheduler:
         self.sender = sender_from_settings(settings)
         self.poll_seconds = poll_seconds
         self._stopping = asyncio.Event()
-        self._last_sweep = 0.0
+        self._last_sweep = 0.0  # set when run_forever starts: the first sweep is one interval later
 
     async def start(self) -> None:
         pass
@@ -44,6 +44,9 @@ class Scheduler:
 
     async def run_forever(self) -> None:
         loop = asyncio.get_running_loop()
+        # Counted from the start, not from the clock's zero (the event loop's clock is the machine's
+        # uptime, so whether a fresh scheduler swept at once depended on how long the machine had run).
+        self._last_sweep = loop.time()
         while not self._stopping.is_set():
             try:
                 run_id = await billing_runs.next_pending_run(self.session_factory)
