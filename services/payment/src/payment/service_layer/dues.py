@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert
 
 from payment.adapters.orm import AccountDues, BillDue
@@ -16,24 +17,37 @@ from utilis_shared.inbox import HandlerRegistry
 registry = HandlerRegistry()
 
 
+def _dues_upsert():
+    """Built once (see ``settlements._RECORD``): a row moves forward in event time only."""
+    table = AccountDues.__table__
+    columns = ("owed_fen", "late_fee_fen", "prepaid_fen", "open_bills", "as_of")
+    stmt = insert(table).values(
+        account_no=bindparam("b_account_no"), **{c: bindparam(f"b_{c}") for c in columns}
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["account_no"],
+        set_={c: stmt.excluded[c] for c in columns},
+        where=table.c.as_of <= stmt.excluded.as_of,
+    )
+
+
+_DUES_UPSERT = _dues_upsert()
+
+
 @registry.on("billing.balance.changed")
 async def balance_changed(uow: UnitOfWork, event: Event) -> None:
     d = event.data
-    values = {
-        "account_no": d["account_no"],
-        "owed_fen": d["owed_fen"],
-        "late_fee_fen": d.get("late_fee_fen", 0),
-        "prepaid_fen": d.get("prepaid_fen", 0),
-        "open_bills": d.get("open_bills", 0),
-        "as_of": event.time,
-    }
-    stmt = insert(AccountDues).values(**values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["account_no"],
-        set_={k: stmt.excluded[k] for k in values if k != "account_no"},
-        where=AccountDues.__table__.c.as_of <= stmt.excluded.as_of,
+    await uow.session.execute(
+        _DUES_UPSERT,
+        {
+            "b_account_no": d["account_no"],
+            "b_owed_fen": d["owed_fen"],
+            "b_late_fee_fen": d.get("late_fee_fen", 0),
+            "b_prepaid_fen": d.get("prepaid_fen", 0),
+            "b_open_bills": d.get("open_bills", 0),
+            "b_as_of": event.time,
+        },
     )
-    await uow.session.execute(stmt)
 
 
 @registry.on("billing.bill.issued", "billing.bill.settled", "billing.bill.credited")
