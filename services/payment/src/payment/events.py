@@ -56,6 +56,37 @@ class PaymentRefunded(_Order):
     refunded_at: datetime
 
 
+class _Refund(BaseModel):
+    refund_no: str
+    payment_id: str  # the order refunded
+    account_no: str
+    amount_fen: int
+    refund_case_id: str | None  # a refund case's money (billing never settled it), else the order's
+
+
+@catalog.register("payment.refund.requested")
+class RefundRequested(_Refund):
+    """Staff asked for a refund (of an order, or a refund case's money): it awaits a supervisor's decision.
+    The reason and who asked stay in the payment service (free text, staff identities)."""
+
+    status: str  # requested
+
+
+@catalog.register("payment.refund.approved")
+class RefundApproved(_Refund):
+    """A supervisor (not the requester) approved it: ``submitted`` (sent to the provider; its notice
+    completes it with ``payment.payment.refunded``) or, at the counter, ``succeeded`` at once."""
+
+    status: str  # submitted | succeeded
+
+
+@catalog.register("payment.refund.rejected")
+class RefundRejected(_Refund):
+    """A supervisor rejected it: no money moves; its amount is free again (a refund case reopens)."""
+
+    status: str  # rejected
+
+
 @catalog.register("payment.refund.failed")
 class RefundFailed(BaseModel):
     """The provider refused an approved refund (``code`` is the provider's): no money left; a refund of an

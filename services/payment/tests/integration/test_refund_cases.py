@@ -142,6 +142,14 @@ async def test_a_rejected_refund_reopens_the_case(client, auth, session_factory,
         f"/v1/refunds/{refund_no}/decision", json={"approve": False, "note": "先联系用户"}, headers=boss
     )
     assert no.json()["status"] == "rejected"
+    for event_type, status in (
+        ("payment.refund.requested", "requested"),
+        ("payment.refund.rejected", "rejected"),
+    ):
+        refund_events = await events(session_factory, case["account_no"], event_type)
+        assert [
+            (e["refund_no"], e["refund_case_id"], e["amount_fen"], e["status"]) for e in refund_events
+        ] == [(refund_no, case["id"], 900, status)]
     reopened = await events(session_factory, case["account_no"], "payment.refund_case.reopened")
     assert [(e["refund_no"], e["reason"], e["status"]) for e in reopened] == [
         (refund_no, "refund_rejected", "open")

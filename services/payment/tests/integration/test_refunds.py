@@ -61,6 +61,24 @@ async def refunded_events(session_factory, no: str) -> list[dict]:
         return [json.loads(p)["data"] for p in rows]
 
 
+async def refund_events(session_factory, no: str) -> list[tuple]:
+    """The ``payment.refund.*`` events of an account, in outbox order: (type, refund no, amount, status)."""
+    async with session_factory() as s:
+        rows = (
+            await s.execute(
+                select(outbox_messages.c.event_type, outbox_messages.c.payload)
+                .where(outbox_messages.c.key == no, outbox_messages.c.event_type.like("payment.refund.%"))
+                .order_by(outbox_messages.c.seq)
+            )
+        ).all()
+    out = []
+    for event_type, payload in rows:
+        data = json.loads(payload)["data"]
+        assert data["refund_case_id"] is None and data["account_no"] == no
+        out.append((event_type, data["refund_no"], data["payment_id"], data["amount_fen"], data["status"]))
+    return out
+
+
 async def test_a_counter_refund_needs_four_eyes_and_never_exceeds_the_payment(
     client, auth, session_factory, settings, simulator
 ) -> None:
@@ -97,6 +115,36 @@ async def test_a_counter_refund_needs_four_eyes_and_never_exceeds_the_payment(
     ]
     r = await client.post(f"/v1/refunds/{refund_no}/decision", json={"approve": True}, headers=boss)
     assert r.status_code == 409 and r.json()["code"] == "refund_not_pending"
+    # Every step of the refund is an event; refused requests and decisions emit nothing.
+    assert await refund_events(session_factory, no) == [
+        ("payment.refund.requested", refund_no, n, 5_000, "requested"),
+        ("payment.refund.approved", refund_no, n, 5_000, "succeeded"),
+    ]
+
+
+async def test_a_rejected_refund_frees_its_amount(client, auth, session_factory, settings, simulator) -> None:
+    order = await paid_order(client, auth, session_factory, settings, simulator, "alipay", amount=3_000)
+    n, no = order["order_no"], order["account_no"]
+    clerk = auth("billing_clerk", subject="clerk02")
+    first = await client.post(
+        f"/v1/payment-orders/{n}/refunds", json={"amount_fen": 3_000, "reason": "重复缴费"}, headers=clerk
+    )
+    r = await client.post(
+        f"/v1/refunds/{first.json()['refund_no']}/decision",
+        json={"approve": False, "note": "未重复"},
+        headers=auth("billing_supervisor", subject="boss02"),
+    )
+    assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
+    second = await client.post(
+        f"/v1/payment-orders/{n}/refunds", json={"amount_fen": 3_000, "reason": "重复缴费"}, headers=clerk
+    )
+    assert second.status_code == 201, second.text
+    assert await refund_events(session_factory, no) == [
+        ("payment.refund.requested", first.json()["refund_no"], n, 3_000, "requested"),
+        ("payment.refund.rejected", first.json()["refund_no"], n, 3_000, "rejected"),
+        ("payment.refund.requested", second.json()["refund_no"], n, 3_000, "requested"),
+    ]
+    assert await refunded_events(session_factory, no) == []
 
 
 async def test_an_online_refund_completes_on_the_providers_notice_once(
@@ -112,6 +160,10 @@ async def test_an_online_refund_completes_on_the_providers_notice_once(
         f"/v1/refunds/{refund_no}/decision", json={"approve": True}, headers=auth("billing_supervisor")
     )
     assert r.json()["status"] == "submitted"
+    assert [(t, status) for t, *_, status in await refund_events(session_factory, no)] == [
+        ("payment.refund.requested", "requested"),
+        ("payment.refund.approved", "submitted"),
+    ]
     async with session_factory() as s:
         txn = (
             await s.execute(select(PaymentOrder.provider_txn_id).where(PaymentOrder.order_no == n))

@@ -103,6 +103,9 @@ async def resolve(
         uow.session.add(refund)
         case.refund_no = refund.refund_no
         await uow.session.flush()
+        from payment.service_layer.refunds import emit_refund  # refunds imports this module
+
+        emit_refund(uow, refund)
         uow.emit(
             catalog.build(
                 RefundCaseRefundRequested(**_base(case, order.account_no), refund_no=refund.refund_no),

@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 
 from payment.adapters.orm import InvoiceRequest, PaymentOrder, Refund, RefundCase
 from payment.domain.orders import OrderStatus
-from payment.events import PaymentRefunded, catalog
+from payment.events import PaymentRefunded, RefundApproved, RefundRejected, RefundRequested, catalog
 from payment.service_layer import refund_cases
 from payment.service_layer.orders import COUNTER, Notice, _order_payload, _problem, get_order
 from utilis_shared.db import UnitOfWork
@@ -82,7 +82,30 @@ async def request_refund(
     )
     uow.session.add(refund)
     await uow.session.flush()
+    emit_refund(uow, refund)
     return refund
+
+
+_REFUND_EVENTS = {"requested": RefundRequested, "submitted": RefundApproved, "rejected": RefundRejected}
+
+
+def emit_refund(uow: UnitOfWork, refund: Refund) -> None:
+    """The refund's new status as its event: requested, approved (submitted), rejected. A counter refund
+    succeeds when approved: ``payment.refund.approved`` (``succeeded``), then ``payment.payment.refunded``."""
+    event = RefundApproved if refund.status == "succeeded" else _REFUND_EVENTS[refund.status]
+    uow.emit(
+        catalog.build(
+            event(
+                refund_no=refund.refund_no,
+                payment_id=refund.order_no,
+                account_no=refund.account_no,
+                amount_fen=refund.amount_fen,
+                refund_case_id=str(refund.refund_case_id) if refund.refund_case_id else None,
+                status=refund.status,
+            ),
+            subject=refund.account_no,
+        )
+    )
 
 
 async def get_refund(session, refund_no: str) -> Refund:
@@ -120,12 +143,16 @@ async def decide_refund(
     refund.approved_by, refund.decision_note = decided_by, note
     if not approve:
         refund.status = "rejected"
+        emit_refund(uow, refund)
         if refund.refund_case_id is not None:
             await refund_cases.refund_ended(uow, refund, succeeded=False, reason="refund_rejected", at=now)
     elif order.provider == COUNTER:
+        refund.status = "succeeded"
+        emit_refund(uow, refund)
         _succeed(uow, order, refund, provider_refund_id=f"counter:{refund_no}", at=now)
     else:
         refund.status = "submitted"
+        emit_refund(uow, refund)
     await uow.session.flush()
     return refund
 
