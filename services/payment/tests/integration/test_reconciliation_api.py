@@ -451,6 +451,111 @@ async def test_the_cutover_carries_a_late_payment_to_the_next_day(
     assert [(c["kind"], c["order_no"]) for c in cases] == [("missing_at_provider", late.order_no)]
 
 
+async def test_a_day_imported_before_its_previous_day_is_reconciled_again_when_that_day_arrives(
+    client, auth, session_factory, settings, simulator
+) -> None:
+    day = a_day()
+    noon, late = await paid_rows(session_factory, "alipay", [(1_100, at(day, 12)), (2_200, at(day, 23, 55))])
+    await settle_all(settings, session_factory, [noon, late])
+    clerk = auth("billing_clerk")
+    nxt = day + timedelta(days=1)
+    early = await client.post(
+        url("alipay", nxt), content=simulator.statement_csv("alipay", nxt, []), headers=clerk
+    )
+    assert early.status_code == 201, early.text
+    # Nothing carried yet: the late payment is the previous day's business, not this day's.
+    assert early.json()["carried_from"] is None and early.json()["cases_count"] == 0
+
+    d1 = await client.post(
+        url("alipay", day), content=simulator.statement_csv("alipay", day, [entry(noon)]), headers=clerk
+    )
+
+    assert d1.status_code == 201, d1.text
+    assert d1.json()["pending_cutover"] == [late.order_no]
+    (rerun,) = d1.json()["following_reruns"]
+    assert (rerun["day"], rerun["cases_count"]) == (nxt.isoformat(), 1)
+    history = (await client.get("/v1/reconciliations", params={"provider": "alipay", "day": nxt.isoformat()},
+                                headers=auth("analyst"))).json()["items"]  # fmt: skip
+    assert [(h["id"], h["status"], h["carried_from"], h["run_by"]) for h in history] == [
+        (rerun["run_id"], "current", d1.json()["id"], "system:rerun"),
+        (early.json()["id"], "superseded", None, early.json()["run_by"]),
+    ]
+    # The same file as before, re-run: one import, two runs.
+    files = [
+        (await client.get(f"/v1/reconciliations/{h['id']}", headers=auth("analyst"))).json()[
+            "statement_import"
+        ]
+        for h in history
+    ]
+    assert files[0]["id"] == files[1]["id"]
+    cases = await cases_of(client, auth, rerun["run_id"])
+    assert [(c["kind"], c["order_no"], c["status"]) for c in cases] == [
+        ("missing_at_provider", late.order_no, "open")
+    ]
+    # Importing the next day's file again is a replay of its current (re-run) run, not a conflict.
+    again = await client.post(
+        url("alipay", nxt), content=simulator.statement_csv("alipay", nxt, []), headers=clerk
+    )
+    assert again.status_code == 200 and again.json()["id"] == rerun["run_id"], again.text
+
+
+async def test_a_rerun_keeps_what_people_decided_and_stops_where_the_carry_is_unchanged(
+    client, auth, session_factory, settings, simulator
+) -> None:
+    day = a_day()
+    d2_day, d3_day = day + timedelta(days=1), day + timedelta(days=2)
+    noon, late1, late2 = await paid_rows(
+        session_factory, "wechat", [(500, at(day, 12)), (600, at(day, 23, 50)), (700, at(day, 23, 55))]
+    )
+    await settle_all(settings, session_factory, [noon, late1, late2])
+    clerk = auth("billing_clerk", subject="clerk-li")
+
+    async def load(on: date, entries) -> dict:
+        r = await client.post(
+            url("wechat", on), content=simulator.statement_csv("wechat", on, entries), headers=clerk
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    d1 = await load(day, [entry(noon)])
+    assert sorted(d1["pending_cutover"]) == sorted([late1.order_no, late2.order_no])
+    d2 = await load(d2_day, [])
+    d3 = await load(d3_day, [])
+    assert d3["carried_from"] == d2["id"]
+    by_order = {c["order_no"]: c for c in await cases_of(client, auth, d2["id"])}
+    assert set(by_order) == {late1.order_no, late2.order_no}
+    decided = await client.post(
+        f"/v1/reconciliation-cases/{by_order[late1.order_no]['id']}/resolution",
+        json={"resolution": "resolved", "note": "支付宝次日补单，已核实"},
+        headers=clerk,
+    )
+    assert decided.status_code == 200, decided.text
+
+    # The provider's corrected file has late2 on the day: late1 alone is carried now.
+    d1b = await load(day, [entry(noon), entry(late2)])
+
+    assert d1b["pending_cutover"] == [late1.order_no]
+    (rerun,) = d1b["following_reruns"]  # the third day was reconciled with an empty carry both times
+    assert rerun["day"] == d2_day.isoformat()
+    (kept,) = await cases_of(client, auth, rerun["run_id"])
+    assert (kept["order_no"], kept["status"], kept["resolution_note"], kept["resolved_by"]) == (
+        late1.order_no,
+        "resolved",
+        "支付宝次日补单，已核实",
+        decided.json()["resolved_by"],
+    )
+    gone = next(c for c in await cases_of(client, auth, d2["id"]) if c["order_no"] == late2.order_no)
+    assert gone["status"] == "dismissed" and gone["resolved_by"] == "system:rerun"
+    assert d1b["id"] in gone["resolution_note"] and rerun["run_id"] in gone["resolution_note"]
+    third = (await client.get("/v1/reconciliations", params={"provider": "wechat", "day": d3_day.isoformat()},
+                              headers=auth("analyst"))).json()["items"]  # fmt: skip
+    assert [(r["id"], r["status"]) for r in third] == [(d3["id"], "current")]
+
+    # A file that changes the day but not what it carries re-runs nothing.
+    d1c = await load(day, [entry(noon, amount=499), entry(late2)])
+    assert d1c["cases_count"] == 1 and d1c["following_reruns"] == []
+
+
 async def test_bad_requests_are_problems_with_stable_codes(client, auth, simulator) -> None:
     clerk = auth("billing_clerk")
     day = a_day()

@@ -268,12 +268,14 @@ class StatementImport(TimestampMixin, Base):
 class ReconciliationRun(TimestampMixin, Base):
     """One reconciliation of a provider's day from one import: counts, the day's totals (the statement's
     beside what was recorded here) and what it hands to the next day (``carry``). A later file for the same
-    provider and day supersedes it (one ``current`` run per provider and day)."""
+    provider and day supersedes it, and so does a re-run of the same file when the previous day's carry
+    changed (one ``current`` run per provider and day)."""
 
     __tablename__ = "reconciliation_runs"
     __table_args__ = (
         CheckConstraint("status IN ('current', 'superseded')", name="status"),
-        UniqueConstraint("import_id", name="uq_reconciliation_runs_import"),
+        # Several runs per import: the first, and re-runs after an earlier day's carry changed.
+        Index("ix_reconciliation_runs_import", "import_id"),
         Index(
             "uq_reconciliation_runs_current",
             "provider",

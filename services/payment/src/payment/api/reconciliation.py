@@ -77,6 +77,12 @@ class CaseCounts(BaseModel):
     dismissed: int
 
 
+class FollowingRerun(BaseModel):
+    day: date
+    run_id: uuid.UUID
+    cases_count: int
+
+
 class RunRead(BaseModel):
     id: uuid.UUID
     provider: str
@@ -95,6 +101,11 @@ class RunRead(BaseModel):
     statement_import: StatementImportRead | None = None
     case_counts: CaseCounts | None = None
     replayed: bool = Field(False, description="true: this file was imported before; nothing new was stored")
+    following_reruns: list[FollowingRerun] = Field(
+        default_factory=list,
+        description="on an import: the following days reconciled again because what this day carries "
+        "over changed (each from its own stored file), in day order",
+    )
 
 
 class RunPage(BaseModel):
@@ -212,6 +223,7 @@ def run_read(
         "statement_import": None,
         "case_counts": counts,
         "replayed": replayed,
+        "following_reruns": [],
     }
     if imported is not None:
         body["statement_import"] = {
@@ -222,6 +234,17 @@ def run_read(
             "imported_by": imported.imported_by,
             "imported_at": imported.created_at.isoformat(),
         }
+    return body
+
+
+async def import_read(uow: UnitOfWork, result: rec.ImportResult) -> dict[str, Any]:
+    """The answer to an import (the API's and the CLI's): its run, the file, the case counts, the
+    following days re-run."""
+    run, imported = await rec.get_run(uow.session, result.run.id)
+    body = run_read(run, imported, await rec.case_counts(uow.session, run.id), replayed=not result.created)
+    body["following_reruns"] = [
+        {"day": r.day.isoformat(), "run_id": str(r.id), "cases_count": r.cases_count} for r in result.reruns
+    ]
     return body
 
 
@@ -264,7 +287,9 @@ def case_read(case: ReconciliationCase) -> dict[str, Any]:
     "query parameters. A malformed file is 422 `statement_rejected` listing every error in `errors` "
     "(nothing stored). The same bytes again answer 200 with the run they produced (`replayed`: true); a "
     "different file for the same provider and day supersedes the earlier run (201), whose open cases are "
-    "dismissed. `Idempotency-Key` is honoured as everywhere.",
+    "dismissed. A new run changes what the day carries over past midnight, so the following days that "
+    "have a run are reconciled again from their own files (`following_reruns`). `Idempotency-Key` is "
+    "honoured as everywhere.",
     tags=TAGS,
     openapi_extra={
         "requestBody": {
@@ -296,9 +321,7 @@ async def create_reconciliation(
 
     async def command(u: UnitOfWork) -> tuple[bool, dict[str, Any]]:
         result = await rec.import_statement(u, provider, day, data, principal.audit_actor)
-        _, imported = await rec.get_run(u.session, result.run.id)
-        counts = await rec.case_counts(u.session, result.run.id)
-        return result.created, run_read(result.run, imported, counts, replayed=not result.created)
+        return result.created, await import_read(u, result)
 
     result = await execute(uow, command, lambda r: r[1], status=lambda r: 201 if r[0] else 200, claim=claim)
     return respond(result)

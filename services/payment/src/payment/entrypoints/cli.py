@@ -123,7 +123,7 @@ def reconcile(
     import asyncio
     from datetime import date
 
-    from payment.api.reconciliation import run_read
+    from payment.api.reconciliation import import_read
     from payment.service_layer import reconciliation as rec
     from utilis_shared.db import UnitOfWork, create_session_factory, engine_scope
     from utilis_shared.errors import Problem
@@ -140,9 +140,7 @@ def reconcile(
             uow = UnitOfWork(create_session_factory(engine), settings)
             async with uow:
                 result = await rec.import_statement(uow, provider, business_day, data, f"cli:{by}")
-                run, imported = await rec.get_run(uow.session, result.run.id)
-                counts = await rec.case_counts(uow.session, run.id)
-                body = run_read(run, imported, counts, replayed=not result.created)
+                body = await import_read(uow, result)
                 await uow.commit()
                 return body
 

@@ -25,9 +25,14 @@ calls them and stores the outcome. Use cases stage rows; the caller commits (the
   failed).
 * **Cut-over carry.** The run stores :attr:`Reconciliation.carry` (pending cut-over payments and refunds,
   those matched ahead) in ``carry``; the next day's run of the same provider reads the previous day's
-  *current* run and passes it as ``carried`` (``carried_from`` names it). So reconcile days in order: a
-  day reconciled before its previous day has nothing carried (``carried_from`` null), and re-importing a
-  day does not re-run the days after it.
+  *current* run and passes it as ``carried`` (``carried_from`` names it).
+* **Following days re-run.** A new run of a day (a first import, or a different file) changes what it
+  carries; so the next day's current run, if any, is reconciled again from its own stored file with the new
+  carry, and so on day after day, until a re-run carries what the run it replaced carried (nothing later
+  can change) or no next day has a run. Each re-run supersedes the run it replaces like a re-import
+  (``run_by`` ``system:rerun``; open cases dismissed, naming the new run), but a case a person already
+  resolved or dismissed that the re-run finds again keeps that decision. Days can so be reconciled in any
+  order: a day imported before its previous day is re-run once that day arrives.
 * **Cases** are stored one row per :class:`~payment.domain.reconciliation.Case`, ``open``; a person resolves
   (``resolved``) or dismisses (``dismissed``) one with a note (``resolve_case``).
 """
@@ -57,6 +62,7 @@ from payment.adapters.orm import (
 from payment.domain.reconciliation import (
     DEFAULT_CUTOVER,
     CarryOver,
+    Case,
     PaymentFact,
     Reconciliation,
     ReconciliationInputError,
@@ -119,6 +125,11 @@ class InvalidCursor(UnprocessableEntity):
 class ImportResult:
     run: ReconciliationRun
     created: bool  # false: these bytes were imported before; the run they produced, nothing new stored
+    reruns: tuple[ReconciliationRun, ...] = ()  # the following days reconciled again, in day order
+
+
+#: Who a re-run of a following day is by (``run_by``).
+RERUN_BY = "system:rerun"
 
 
 def _any(values: Sequence[str]):
@@ -356,32 +367,105 @@ async def import_statement(
         )
     lines = parsed.lines
     session = uow.session
+    await _lock_day(session, provider, day)
+    digest = hashlib.sha256(data).hexdigest()
+    runs = (
+        (
+            await session.execute(
+                select(ReconciliationRun)
+                .join(StatementImport, StatementImport.id == ReconciliationRun.import_id)
+                .where(
+                    StatementImport.provider == provider,
+                    StatementImport.day == day,
+                    StatementImport.sha256 == digest,
+                )
+                .order_by(ReconciliationRun.created_at.desc())
+            )
+        )
+        .scalars()
+        .all()
+    )  # a file's runs: its own, then any re-runs after an earlier day changed
+    if runs:
+        current = next((r for r in runs if r.status == "current"), None)
+        if current is None:
+            raise StatementSuperseded(
+                f"This file was imported before (run {runs[0].id}) and a later file superseded it "
+                f"(run {runs[0].superseded_by}); nothing was done.",
+                run_id=str(runs[0].id),
+                superseded_by=str(runs[0].superseded_by),
+            )
+        return ImportResult(current, created=False)
+
+    imported = StatementImport(
+        provider=provider,
+        day=day,
+        sha256=digest,
+        size_bytes=len(data),
+        line_count=len(lines),
+        content=data,
+        imported_by=imported_by,
+    )
+    session.add(imported)
+    await session.flush()
+    replaced = await current_run(session, provider, day)
+    run = await _reconcile_day(
+        session,
+        provider=provider,
+        day=day,
+        lines=lines,
+        import_id=imported.id,
+        run_by=imported_by,
+        replaced=replaced,
+        dismissal="对账单重新导入，由对账批次 {run_id} 取代",
+        now=now,
+        cutover=cutover,
+    )
+    reruns = await _rerun_following_days(session, run, replaced, now=now, cutover=cutover)
+    return ImportResult(run, created=True, reruns=tuple(reruns))
+
+
+async def _lock_day(session: AsyncSession, provider: str, day: date) -> None:
+    """Serialise the runs of one provider and day (a transaction advisory lock). Imports take their own
+    day's, then the following days' in day order, so two imports never wait on each other in a cycle."""
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
         {"k": f"payment.reconciliation:{provider}:{day.isoformat()}"},
     )
-    digest = hashlib.sha256(data).hexdigest()
-    earlier = (
-        await session.execute(
-            select(ReconciliationRun)
-            .join(StatementImport, StatementImport.id == ReconciliationRun.import_id)
-            .where(
-                StatementImport.provider == provider,
-                StatementImport.day == day,
-                StatementImport.sha256 == digest,
-            )
-        )
-    ).scalar_one_or_none()
-    if earlier is not None:
-        if earlier.status != "current":
-            raise StatementSuperseded(
-                f"This file was imported before (run {earlier.id}) and a later file superseded it "
-                f"(run {earlier.superseded_by}); nothing was done.",
-                run_id=str(earlier.id),
-                superseded_by=str(earlier.superseded_by),
-            )
-        return ImportResult(earlier, created=False)
 
+
+def _case_key(case: Case | ReconciliationCase) -> tuple:
+    """What makes two runs' cases the same mismatch."""
+    kind, against, subject = case.kind, case.against, case.subject
+    return (
+        getattr(kind, "value", kind),
+        getattr(against, "value", against),
+        getattr(subject, "value", subject),
+        case.order_no,
+        case.provider_txn_id,
+        case.refund_no,
+        case.expected_fen,
+        case.actual_fen,
+    )
+
+
+async def _reconcile_day(
+    session: AsyncSession,
+    *,
+    provider: str,
+    day: date,
+    lines: Sequence[StatementLine],
+    import_id: uuid.UUID,
+    run_by: str,
+    replaced: ReconciliationRun | None,
+    dismissal: str,
+    now: datetime,
+    cutover: timedelta,
+    keep_decisions: bool = False,
+) -> ReconciliationRun:
+    """Reconcile ``day`` from its statement ``lines`` against what is recorded here, with the previous day's
+    carry; store the run and its cases, superseding ``replaced`` (its open cases dismissed with the note
+    ``dismissal``, ``{run_id}`` the new run's). ``keep_decisions``: a case of ``replaced`` that a person
+    resolved or dismissed, found again, keeps that decision (a re-run on the same file)."""
     facts = await gather_facts(session, provider=provider, day=day, lines=lines, cutover=cutover)
     previous = await current_run(session, provider, day - timedelta(days=1))
     carried = _carry_from_json(previous.day, previous.carry) if previous is not None else None
@@ -401,28 +485,28 @@ async def import_statement(
             f"The statement and the records here contradict each other: {exc}"
         ) from exc
 
-    imported = StatementImport(
-        provider=provider,
-        day=day,
-        sha256=digest,
-        size_bytes=len(data),
-        line_count=len(lines),
-        content=data,
-        imported_by=imported_by,
-    )
-    session.add(imported)
-    await session.flush()
     run_id = new_id()
-    replaced = await current_run(session, provider, day)
+    decided: dict[tuple, ReconciliationCase] = {}
     if replaced is not None:
+        if keep_decisions:
+            decided = {
+                _case_key(c): c
+                for c in (
+                    await session.execute(
+                        select(ReconciliationCase).where(
+                            ReconciliationCase.run_id == replaced.id, ReconciliationCase.status != "open"
+                        )
+                    )
+                ).scalars()
+            }
         replaced.status, replaced.superseded_by = "superseded", run_id
         await session.execute(
             update(ReconciliationCase)
             .where(ReconciliationCase.run_id == replaced.id, ReconciliationCase.status == "open")
             .values(
                 status="dismissed",
-                resolution_note=f"对账单重新导入，由对账批次 {run_id} 取代",
-                resolved_by="system:statement-reimport",
+                resolution_note=dismissal.format(run_id=run_id),
+                resolved_by=RERUN_BY if keep_decisions else "system:statement-reimport",
                 resolved_at=now,
                 version=ReconciliationCase.version + 1,
             )
@@ -431,7 +515,7 @@ async def import_statement(
     st, rc = rec.totals.statement, rec.totals.recorded
     run = ReconciliationRun(
         id=run_id,
-        import_id=imported.id,
+        import_id=import_id,
         provider=provider,
         day=day,
         status="current",
@@ -450,32 +534,78 @@ async def import_statement(
         recorded_refunds_count=rc.refunds_count,
         recorded_refunds_fen=rc.refunds_fen,
         carry=_carry_json(rec),
-        run_by=imported_by,
+        run_by=run_by,
     )
     session.add(run)
     await session.flush()
-    session.add_all(
-        ReconciliationCase(
-            run_id=run_id,
-            provider=provider,
-            day=day,
-            kind=c.kind.value,
-            against=c.against.value,
-            subject=c.subject.value,
-            order_no=c.order_no,
-            provider_txn_id=c.provider_txn_id,
-            refund_no=c.refund_no,
-            expected_fen=c.expected_fen,
-            actual_fen=c.actual_fen,
-            raw_line_no=c.raw_line_no,
-            detail_zh=c.detail_zh,
-            status="open",
-            version=1,
+    cases = []
+    for c in rec.cases:
+        before = decided.get(_case_key(c))
+        cases.append(
+            ReconciliationCase(
+                run_id=run_id,
+                provider=provider,
+                day=day,
+                kind=c.kind.value,
+                against=c.against.value,
+                subject=c.subject.value,
+                order_no=c.order_no,
+                provider_txn_id=c.provider_txn_id,
+                refund_no=c.refund_no,
+                expected_fen=c.expected_fen,
+                actual_fen=c.actual_fen,
+                raw_line_no=c.raw_line_no,
+                detail_zh=c.detail_zh,
+                status=before.status if before else "open",
+                resolution_note=before.resolution_note if before else None,
+                resolved_by=before.resolved_by if before else None,
+                resolved_at=before.resolved_at if before else None,
+                version=1,
+            )
         )
-        for c in rec.cases
-    )
+    session.add_all(cases)
     await session.flush()
-    return ImportResult(run, created=True)
+    return run
+
+
+async def _rerun_following_days(
+    session: AsyncSession,
+    run: ReconciliationRun,
+    replaced: ReconciliationRun | None,
+    *,
+    now: datetime,
+    cutover: timedelta,
+) -> list[ReconciliationRun]:
+    """Reconcile the days after ``run``'s again, each from its own stored file, while what a day carries
+    changed (module docstring); returns the new runs in day order."""
+    reruns: list[ReconciliationRun] = []
+    while True:
+        day = run.day + timedelta(days=1)
+        await _lock_day(session, run.provider, day)
+        following = await current_run(session, run.provider, day)
+        if following is None:
+            return reruns
+        if replaced is not None and following.carried_from == replaced.id and replaced.carry == run.carry:
+            return reruns  # it was reconciled with the same carry: nothing can change from here on
+        content = await session.scalar(  # the file (a deferred column); a run's import is never deleted
+            select(StatementImport.content).where(StatementImport.id == following.import_id)
+        )
+        parsed = parse_statement(run.provider, content)  # accepted when it was imported
+        rerun = await _reconcile_day(
+            session,
+            provider=run.provider,
+            day=day,
+            lines=parsed.lines,
+            import_id=following.import_id,
+            run_by=RERUN_BY,
+            replaced=following,
+            dismissal=f"前一日对账批次 {run.id} 变更了跨日结转，本日由对账批次 {{run_id}} 重新对账",
+            now=now,
+            cutover=cutover,
+            keep_decisions=True,
+        )
+        reruns.append(rerun)
+        run, replaced = rerun, following
 
 
 # ----------------------------------------------------------------------------------------------- cases
