@@ -123,6 +123,7 @@ async def create_order(
                 max_payable_fen=limit,
             )
     order = PaymentOrder(
+        id=new_id(),
         order_no=await next_order_no(uow.session, now),
         account_no=data.account_no,
         purpose=data.purpose.value,
@@ -137,10 +138,30 @@ async def create_order(
         expires_at=now + ttl,
         version=1,
     )
-    uow.session.add(order)
-    await uow.session.flush()
+    # One Core statement built once: the ORM's unit of work for this row cost about as much CPU as the
+    # rest of the order's SQL. The order is not added to the session: it is only presented.
+    await uow.session.execute(_INSERT_ORDER, {f"b_{c}": getattr(order, c) for c in _NEW_ORDER_COLUMNS})
     uow.emit(created_event(order))
     return order
+
+
+_NEW_ORDER_COLUMNS = (
+    "id",
+    "order_no",
+    "account_no",
+    "purpose",
+    "bill_no",
+    "amount_fen",
+    "channel",
+    "provider",
+    "status",
+    "refunded_fen",
+    "client_channel",
+    "created_by",
+    "expires_at",
+    "version",
+)  # the others start empty (NULL) or from the database (created_at, updated_at)
+_INSERT_ORDER = PaymentOrder.__table__.insert().values({c: bindparam(f"b_{c}") for c in _NEW_ORDER_COLUMNS})
 
 
 def created_event(order: PaymentOrder) -> Event:
