@@ -362,6 +362,24 @@ def _posting_time(ledger: Ledger, paid_at: datetime) -> datetime:
     return max(paid_at, latest) if latest else paid_at
 
 
+_SETTLEMENT_COLUMNS = (
+    "payment_id",
+    "account_no",
+    "amount_fen",
+    "paid_at",
+    "applied_at",
+    "channel",
+    "purpose",
+    "allocations",
+    "prepaid_before_fen",
+    "prepaid_added_fen",
+    "status",
+)  # reversed_at / reversal start empty; created_at / updated_at from the database
+_INSERT_SETTLEMENT = SettlementRow.__table__.insert().values(
+    {c: bindparam(f"b_{c}", type_=SettlementRow.__table__.c[c].type) for c in _SETTLEMENT_COLUMNS}
+)
+
+
 async def apply_payment(
     uow: UnitOfWork,
     *,
@@ -401,7 +419,9 @@ async def apply_payment(
         prepaid_added_fen=result.prepaid_added_fen,
         status="settled",
     )
-    uow.session.add(row)
+    # One Core statement built once (the ORM's unit of work for this row cost about 1 ms of CPU a payment);
+    # the row object is only presented (the event, the result).
+    await uow.session.execute(_INSERT_SETTLEMENT, {f"b_{c}": getattr(row, c) for c in _SETTLEMENT_COLUMNS})
     metrics.payment_applied(uow.session, channel=channel, amount_fen=amount_fen)
     uow.emit(
         catalog.build(
