@@ -33,6 +33,7 @@ from payment.adapters.orm import PaymentOrder, Refund, RefundCase
 from payment.adapters.providers.base import CallbackRejected, RefundAnswer, RefundTarget
 from payment.events import RefundFailed, catalog
 from payment.service_layer import refund_cases
+from payment.service_layer.refunds import refund_facts
 from payment.settings import Settings
 from utilis_shared.db import UnitOfWork
 
@@ -173,15 +174,7 @@ async def _record(
             ).scalar_one()
             uow.emit(
                 catalog.build(
-                    RefundFailed(
-                        refund_no=refund.refund_no,
-                        payment_id=refund.order_no,
-                        account_no=refund.account_no,
-                        amount_fen=refund.amount_fen,
-                        provider=order.provider,
-                        code=refund.failure_code,
-                        refund_case_id=str(refund.refund_case_id) if refund.refund_case_id else None,
-                    ),
+                    RefundFailed(**refund_facts(refund), provider=order.provider, code=refund.failure_code),
                     subject=refund.account_no,
                 )
             )

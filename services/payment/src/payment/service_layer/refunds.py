@@ -21,6 +21,7 @@ amount, its success moves no ``refunded_fen`` and emits no ``payment.payment.ref
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -89,23 +90,22 @@ async def request_refund(
 _REFUND_EVENTS = {"requested": RefundRequested, "submitted": RefundApproved, "rejected": RefundRejected}
 
 
+def refund_facts(refund: Refund) -> dict[str, Any]:
+    """The fields every ``payment.refund.*`` event carries."""
+    return {
+        "refund_no": refund.refund_no,
+        "payment_id": refund.order_no,
+        "account_no": refund.account_no,
+        "amount_fen": refund.amount_fen,
+        "refund_case_id": str(refund.refund_case_id) if refund.refund_case_id else None,
+    }
+
+
 def emit_refund(uow: UnitOfWork, refund: Refund) -> None:
     """The refund's new status as its event: requested, approved (submitted), rejected. A counter refund
     succeeds when approved: ``payment.refund.approved`` (``succeeded``), then ``payment.payment.refunded``."""
     event = RefundApproved if refund.status == "succeeded" else _REFUND_EVENTS[refund.status]
-    uow.emit(
-        catalog.build(
-            event(
-                refund_no=refund.refund_no,
-                payment_id=refund.order_no,
-                account_no=refund.account_no,
-                amount_fen=refund.amount_fen,
-                refund_case_id=str(refund.refund_case_id) if refund.refund_case_id else None,
-                status=refund.status,
-            ),
-            subject=refund.account_no,
-        )
-    )
+    uow.emit(catalog.build(event(**refund_facts(refund), status=refund.status), subject=refund.account_no))
 
 
 async def get_refund(session, refund_no: str) -> Refund:
