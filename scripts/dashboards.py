@@ -625,8 +625,9 @@ def business() -> Board:
         "utilis-business",
         "Utilis / Business",
         "Bills issued and amounts billed (billing runs), payments and amounts collected (applied to "
-        "receivables by billing), over the dashboard's time range. Amounts in yuan. Open work orders by SLA "
-        "state come with the work-order service (not built yet).",
+        "receivables by billing), over the dashboard's time range, and the reconciliation runs (对账) and "
+        "the mismatches they found. Amounts in yuan. Open work orders by SLA state come with the "
+        "work-order service (not built yet).",
         ["business"],
     )
     b.row("Over the selected time range")
@@ -670,6 +671,21 @@ def business() -> Board:
     b.graph(
         "Payments succeeded per hour by channel",
         (by("channel", increase(ORDERS, eq("outcome", "succeeded"), window="1h")), "{{channel}}"),
+        decimals=0,
+        stack=True,
+    )
+    b.row("Reconciliation (对账)")
+    b.graph(
+        "Reconciliation runs per day by provider and outcome",
+        (
+            by("provider, outcome", increase("utilis_payment_reconciliation_runs_total", window="1d")),
+            "{{provider}} {{outcome}}",
+        ),
+        decimals=0,
+    )
+    b.graph(
+        "Mismatches found per day by kind",
+        (by("kind", increase("utilis_payment_reconciliation_cases_total", window="1d")), "{{kind}}"),
         decimals=0,
         stack=True,
     )

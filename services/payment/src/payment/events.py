@@ -210,3 +210,27 @@ class WithholdingItemFailed(BaseModel):
     amount_fen: int
     failure_code: str  # the bank's reason code (INSUFFICIENT_FUNDS, ACCOUNT_CLOSED, ...)
     failure_text: str  # what a resident reads (Simplified Chinese)
+
+
+# ---- reconciliation (对账)
+@catalog.register("payment.reconciliation.completed")
+class ReconciliationCompleted(BaseModel):
+    """A provider's day was reconciled: a statement imported (``trigger`` ``import``) or the day reconciled
+    again because the previous day's carry changed (``rerun``). ``replaces``: the run it superseded.
+    Keyed by ``<provider>:<day>``, so one day's runs stay in order."""
+
+    run_id: str
+    provider: str
+    day: date
+    trigger: str  # import | rerun
+    replaces: str | None
+    carried_from: str | None
+    lines_count: int
+    matched_count: int
+    cases_count: int
+    balanced: bool
+    cases_by_kind: dict[str, int]  # missing_here, missing_at_provider, amount_differs, ...
+    statement_payments_fen: int
+    recorded_payments_fen: int
+    statement_refunds_fen: int
+    recorded_refunds_fen: int

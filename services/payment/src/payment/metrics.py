@@ -13,6 +13,9 @@ Callback latency: ``with payment_metrics.CALLBACK_DURATION.labels(provider).time
 handling, labelled ``wechat`` / ``alipay`` (the route's closed pattern) or ``bank`` (bank codes come from
 the path: folded into one label so that a caller cannot create series).
 
+Reconciliation runs and the mismatches they found are counted from ``payment.reconciliation.completed``
+the same way (``utilis_payment_reconciliation_runs_total`` / ``_cases_total``).
+
 Amounts are integer fen (1/100 yuan); labels are the channel (``wechat``, ``alipay``, ``bank:<code>``,
 ``counter``, ``withholding``), the outcome and the provider; never an order, account or transaction id.
 """
@@ -45,6 +48,19 @@ CALLBACK_DURATION = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 
+RECONCILIATION_RUNS = Counter(
+    "utilis_payment_reconciliation_runs_total",
+    "Reconciliation (对账) runs by provider (banks as one label), outcome (balanced, cases) and trigger "
+    "(import, rerun), counted at commit",
+    ["provider", "outcome", "trigger"],
+)
+RECONCILIATION_CASES = Counter(
+    "utilis_payment_reconciliation_cases_total",
+    "Mismatches found by reconciliation runs, by provider (banks as one label) and kind, counted at commit "
+    "(a re-run finds a mismatch again)",
+    ["provider", "kind"],
+)
+
 OUTCOMES = {
     "payment.payment.created": "created",
     "payment.payment.succeeded": "succeeded",
@@ -60,9 +76,36 @@ for _channel in KNOWN_CHANNELS:
         ORDERS.labels(_channel, _outcome)
 
 
+CASE_KINDS = (
+    "missing_here",
+    "missing_at_provider",
+    "amount_differs",
+    "settled_twice",
+    "not_settled",
+    "status_differs",
+)
+for _provider in ("wechat", "alipay", "bank"):
+    for _outcome in ("balanced", "cases"):
+        RECONCILIATION_RUNS.labels(_provider, _outcome, "import")
+    for _kind in CASE_KINDS:
+        RECONCILIATION_CASES.labels(_provider, _kind)
+
+
+def _observe_reconciliation(data: dict) -> None:
+    provider = "bank" if str(data["provider"]).startswith("bank:") else str(data["provider"])
+    outcome = "balanced" if data.get("balanced") else "cases"
+    RECONCILIATION_RUNS.labels(provider, outcome, str(data.get("trigger") or "import")).inc()
+    for kind, count in (data.get("cases_by_kind") or {}).items():
+        RECONCILIATION_CASES.labels(provider, kind).inc(int(count))
+
+
 def observe_committed(events: Iterable[Event]) -> None:
-    """Count the payment orders' transitions among ``events`` (what a unit of work just committed)."""
+    """Count the payment orders' transitions and the reconciliation runs among ``events`` (what a unit of
+    work just committed)."""
     for event in events:
+        if event.type == "payment.reconciliation.completed":
+            _observe_reconciliation(event.data)
+            continue
         outcome = OUTCOMES.get(event.type)
         if outcome is None:
             continue

@@ -7,6 +7,7 @@ Each test works on a business day of its own, so runs do not see each other's pa
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from types import SimpleNamespace
@@ -22,7 +23,7 @@ from payment.adapters.orm import (
 )
 from payment.adapters.providers.simulator import StatementEntry
 from payment.service_layer import dues, settlements
-from utilis_shared.db import UnitOfWork
+from utilis_shared.db import UnitOfWork, outbox_messages
 from utilis_shared.events import Event
 from utilis_shared.inbox import EventConsumer
 from utilis_shared.timeutil import BUSINESS_TZ
@@ -491,6 +492,22 @@ async def test_a_day_imported_before_its_previous_day_is_reconciled_again_when_t
     cases = await cases_of(client, auth, rerun["run_id"])
     assert [(c["kind"], c["order_no"], c["status"]) for c in cases] == [
         ("missing_at_provider", late.order_no, "open")
+    ]
+    # Every run is an event, keyed by provider and day: the early import, then the re-run replacing it.
+    async with session_factory() as s:
+        payloads = (
+            await s.execute(
+                select(outbox_messages.c.payload)
+                .where(outbox_messages.c.key == f"alipay:{nxt.isoformat()}")
+                .order_by(outbox_messages.c.seq)
+            )
+        ).scalars()
+        completed = [json.loads(p)["data"] for p in payloads]
+    assert [
+        (e["run_id"], e["trigger"], e["replaces"], e["carried_from"], e["cases_by_kind"]) for e in completed
+    ] == [
+        (early.json()["id"], "import", None, None, {}),
+        (rerun["run_id"], "rerun", early.json()["id"], d1.json()["id"], {"missing_at_provider": 1}),
     ]
     # Importing the next day's file again is a replay of its current (re-run) run, not a conflict.
     again = await client.post(

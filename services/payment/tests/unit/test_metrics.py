@@ -54,3 +54,39 @@ def test_observed_counts_what_the_unit_of_work_committed_and_passes_the_result_o
     committed = SimpleNamespace(committed_events=[event("payment.closed", "bank:observedtest")])
     assert observed(committed, "result") == "result"  # type: ignore[arg-type]
     assert value("utilis_payment_orders_total", channel="bank:observedtest", outcome="closed") == 1
+
+
+def test_reconciliation_runs_and_their_cases_are_counted_with_banks_as_one_label() -> None:
+    def completed(provider: str, trigger: str, kinds: dict[str, int]) -> Event:
+        return Event(
+            type="payment.reconciliation.completed",
+            source="payment",
+            subject=f"{provider}:2026-11-20",
+            data={"provider": provider, "trigger": trigger, "balanced": not kinds, "cases_by_kind": kinds},
+        )
+
+    runs = "utilis_payment_reconciliation_runs_total"
+    cases = "utilis_payment_reconciliation_cases_total"
+    before = {
+        "bank_cases": value(runs, provider="bank", outcome="cases", trigger="rerun"),
+        "alipay_balanced": value(runs, provider="alipay", outcome="balanced", trigger="import"),
+        "bank_missing": value(cases, provider="bank", kind="missing_here"),
+        "bank_amount": value(cases, provider="bank", kind="amount_differs"),
+    }
+    observe_committed(
+        [
+            completed("bank:icbc", "rerun", {"missing_here": 2, "amount_differs": 1}),
+            completed("bank:boc", "rerun", {"missing_here": 1}),
+            completed("alipay", "import", {}),
+        ]
+    )
+    assert value(runs, provider="bank", outcome="cases", trigger="rerun") == before["bank_cases"] + 2
+    assert (
+        value(runs, provider="alipay", outcome="balanced", trigger="import") == before["alipay_balanced"] + 1
+    )
+    assert value(cases, provider="bank", kind="missing_here") == before["bank_missing"] + 3
+    assert value(cases, provider="bank", kind="amount_differs") == before["bank_amount"] + 1
+    assert (
+        REGISTRY.get_sample_value(runs, {"provider": "bank:icbc", "outcome": "cases", "trigger": "rerun"})
+        is None
+    )

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from payment import metrics as payment_metrics
 from payment.adapters.orm import ReconciliationCase, ReconciliationRun, StatementImport
 from payment.api.schemas import Money, money
 from payment.service_layer import reconciliation as rec
@@ -324,7 +325,7 @@ async def create_reconciliation(
         return result.created, await import_read(u, result)
 
     result = await execute(uow, command, lambda r: r[1], status=lambda r: 201 if r[0] else 200, claim=claim)
-    return respond(result)
+    return respond(payment_metrics.observed(uow, result))
 
 
 @router.get(

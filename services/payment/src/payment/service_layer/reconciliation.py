@@ -33,6 +33,7 @@ calls them and stores the outcome. Use cases stage rows; the caller commits (the
   (``run_by`` ``system:rerun``; open cases dismissed, naming the new run), but a case a person already
   resolved or dismissed that the re-run finds again keeps that decision. Days can so be reconciled in any
   order: a day imported before its previous day is re-run once that day arrives.
+* **Every run** emits ``payment.reconciliation.completed`` (``trigger`` ``import`` or ``rerun``).
 * **Cases** are stored one row per :class:`~payment.domain.reconciliation.Case`, ``open``; a person resolves
   (``resolved``) or dismisses (``dismissed``) one with a note (``resolve_case``).
 """
@@ -73,6 +74,7 @@ from payment.domain.reconciliation import (
     reconcile,
 )
 from payment.domain.statements import StatementLine, is_statement_provider, parse_statement
+from payment.events import ReconciliationCompleted, catalog
 from utilis_shared.db import UnitOfWork
 from utilis_shared.errors import Conflict, NotFound, UnprocessableEntity
 from utilis_shared.ids import new_id
@@ -409,7 +411,7 @@ async def import_statement(
     await session.flush()
     replaced = await current_run(session, provider, day)
     run = await _reconcile_day(
-        session,
+        uow,
         provider=provider,
         day=day,
         lines=lines,
@@ -420,7 +422,7 @@ async def import_statement(
         now=now,
         cutover=cutover,
     )
-    reruns = await _rerun_following_days(session, run, replaced, now=now, cutover=cutover)
+    reruns = await _rerun_following_days(uow, run, replaced, now=now, cutover=cutover)
     return ImportResult(run, created=True, reruns=tuple(reruns))
 
 
@@ -449,7 +451,7 @@ def _case_key(case: Case | ReconciliationCase) -> tuple:
 
 
 async def _reconcile_day(
-    session: AsyncSession,
+    uow: UnitOfWork,
     *,
     provider: str,
     day: date,
@@ -465,7 +467,9 @@ async def _reconcile_day(
     """Reconcile ``day`` from its statement ``lines`` against what is recorded here, with the previous day's
     carry; store the run and its cases, superseding ``replaced`` (its open cases dismissed with the note
     ``dismissal``, ``{run_id}`` the new run's). ``keep_decisions``: a case of ``replaced`` that a person
-    resolved or dismissed, found again, keeps that decision (a re-run on the same file)."""
+    resolved or dismissed, found again, keeps that decision (a re-run on the same file). Emits
+    ``payment.reconciliation.completed``."""
+    session = uow.session
     facts = await gather_facts(session, provider=provider, day=day, lines=lines, cutover=cutover)
     previous = await current_run(session, provider, day - timedelta(days=1))
     carried = _carry_from_json(previous.day, previous.carry) if previous is not None else None
@@ -565,11 +569,36 @@ async def _reconcile_day(
         )
     session.add_all(cases)
     await session.flush()
+    kinds: dict[str, int] = {}
+    for c in rec.cases:
+        kinds[c.kind.value] = kinds.get(c.kind.value, 0) + 1
+    uow.emit(
+        catalog.build(
+            ReconciliationCompleted(
+                run_id=str(run.id),
+                provider=provider,
+                day=day,
+                trigger="rerun" if keep_decisions else "import",
+                replaces=str(replaced.id) if replaced is not None else None,
+                carried_from=str(run.carried_from) if run.carried_from else None,
+                lines_count=run.lines_count,
+                matched_count=run.matched_count,
+                cases_count=run.cases_count,
+                balanced=run.cases_count == 0,
+                cases_by_kind=kinds,
+                statement_payments_fen=run.statement_payments_fen,
+                recorded_payments_fen=run.recorded_payments_fen,
+                statement_refunds_fen=run.statement_refunds_fen,
+                recorded_refunds_fen=run.recorded_refunds_fen,
+            ),
+            subject=f"{provider}:{day.isoformat()}",
+        )
+    )
     return run
 
 
 async def _rerun_following_days(
-    session: AsyncSession,
+    uow: UnitOfWork,
     run: ReconciliationRun,
     replaced: ReconciliationRun | None,
     *,
@@ -578,6 +607,7 @@ async def _rerun_following_days(
 ) -> list[ReconciliationRun]:
     """Reconcile the days after ``run``'s again, each from its own stored file, while what a day carries
     changed (module docstring); returns the new runs in day order."""
+    session = uow.session
     reruns: list[ReconciliationRun] = []
     while True:
         day = run.day + timedelta(days=1)
@@ -592,7 +622,7 @@ async def _rerun_following_days(
         )
         parsed = parse_statement(run.provider, content)  # accepted when it was imported
         rerun = await _reconcile_day(
-            session,
+            uow,
             provider=run.provider,
             day=day,
             lines=parsed.lines,
