@@ -27,6 +27,7 @@ from typing import TypeVar
 
 from prometheus_client import Counter, Histogram
 
+from payment.domain.reconciliation import CaseKind
 from utilis_shared.db import UnitOfWork
 from utilis_shared.events import Event
 from utilis_shared.metrics import LATENCY_BUCKETS
@@ -76,19 +77,11 @@ for _channel in KNOWN_CHANNELS:
         ORDERS.labels(_channel, _outcome)
 
 
-CASE_KINDS = (
-    "missing_here",
-    "missing_at_provider",
-    "amount_differs",
-    "settled_twice",
-    "not_settled",
-    "status_differs",
-)
 for _provider in ("wechat", "alipay", "bank"):
     for _outcome in ("balanced", "cases"):
         RECONCILIATION_RUNS.labels(_provider, _outcome, "import")
-    for _kind in CASE_KINDS:
-        RECONCILIATION_CASES.labels(_provider, _kind)
+    for _kind in CaseKind:
+        RECONCILIATION_CASES.labels(_provider, _kind.value)
 
 
 def _observe_reconciliation(data: dict) -> None:
