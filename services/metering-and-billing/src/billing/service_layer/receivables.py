@@ -375,9 +375,7 @@ _SETTLEMENT_COLUMNS = (
     "prepaid_added_fen",
     "status",
 )  # reversed_at / reversal start empty; created_at / updated_at from the database
-_INSERT_SETTLEMENT = SettlementRow.__table__.insert().values(
-    {c: bindparam(f"b_{c}", type_=SettlementRow.__table__.c[c].type) for c in _SETTLEMENT_COLUMNS}
-)
+_INSERT_SETTLEMENT = SettlementRow.__table__.insert()  # its columns: the parameters' keys
 
 
 async def apply_payment(
@@ -421,7 +419,7 @@ async def apply_payment(
     )
     # One Core statement built once (the ORM's unit of work for this row cost about 1 ms of CPU a payment);
     # the row object is only presented (the event, the result).
-    await uow.session.execute(_INSERT_SETTLEMENT, {f"b_{c}": getattr(row, c) for c in _SETTLEMENT_COLUMNS})
+    await uow.session.execute(_INSERT_SETTLEMENT, {c: getattr(row, c) for c in _SETTLEMENT_COLUMNS})
     metrics.payment_applied(uow.session, channel=channel, amount_fen=amount_fen)
     uow.emit(
         catalog.build(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import bindparam
 from sqlalchemy.dialects.postgresql import insert
 
 from payment.adapters.orm import AccountDues, BillDue
@@ -18,15 +17,14 @@ registry = HandlerRegistry()
 
 
 def _dues_upsert():
-    """Built once (see ``settlements._RECORD``): a row moves forward in event time only."""
+    """Built once (see ``settlements._RECORD``; its columns: the parameters' keys): a row moves forward in
+    event time only."""
     table = AccountDues.__table__
-    columns = ("owed_fen", "late_fee_fen", "prepaid_fen", "open_bills", "as_of")
-    stmt = insert(table).values(
-        account_no=bindparam("b_account_no"), **{c: bindparam(f"b_{c}") for c in columns}
-    )
+    stmt = insert(table)
+    updated = ("owed_fen", "late_fee_fen", "prepaid_fen", "open_bills", "as_of")
     return stmt.on_conflict_do_update(
         index_elements=["account_no"],
-        set_={c: stmt.excluded[c] for c in columns},
+        set_={c: stmt.excluded[c] for c in updated},
         where=table.c.as_of <= stmt.excluded.as_of,
     )
 
@@ -40,12 +38,12 @@ async def balance_changed(uow: UnitOfWork, event: Event) -> None:
     await uow.session.execute(
         _DUES_UPSERT,
         {
-            "b_account_no": d["account_no"],
-            "b_owed_fen": d["owed_fen"],
-            "b_late_fee_fen": d.get("late_fee_fen", 0),
-            "b_prepaid_fen": d.get("prepaid_fen", 0),
-            "b_open_bills": d.get("open_bills", 0),
-            "b_as_of": event.time,
+            "account_no": d["account_no"],
+            "owed_fen": d["owed_fen"],
+            "late_fee_fen": d.get("late_fee_fen", 0),
+            "prepaid_fen": d.get("prepaid_fen", 0),
+            "open_bills": d.get("open_bills", 0),
+            "as_of": event.time,
         },
     )
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, select, text
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import insert
 
 from payment.adapters.orm import AccountDues, BillDue, PaymentOrder, ProviderCallback, RefundCase
 from payment.domain import orders as rules
@@ -140,7 +140,7 @@ async def create_order(
     )
     # One Core statement built once: the ORM's unit of work for this row cost about as much CPU as the
     # rest of the order's SQL. The order is not added to the session: it is only presented.
-    await uow.session.execute(_INSERT_ORDER, {f"b_{c}": getattr(order, c) for c in _NEW_ORDER_COLUMNS})
+    await uow.session.execute(_INSERT_ORDER, {c: getattr(order, c) for c in _NEW_ORDER_COLUMNS})
     uow.emit(created_event(order))
     return order
 
@@ -161,7 +161,7 @@ _NEW_ORDER_COLUMNS = (
     "expires_at",
     "version",
 )  # the others start empty (NULL) or from the database (created_at, updated_at)
-_INSERT_ORDER = PaymentOrder.__table__.insert().values({c: bindparam(f"b_{c}") for c in _NEW_ORDER_COLUMNS})
+_INSERT_ORDER = PaymentOrder.__table__.insert()  # its columns: the parameters' keys
 
 
 def created_event(order: PaymentOrder) -> Event:
@@ -235,34 +235,25 @@ async def apply_notice(uow: UnitOfWork, notice: Notice) -> Outcome:
     elif outcome in (Outcome.REFUND_CASE, Outcome.AMOUNT_MISMATCH) and notice.status == "succeeded":
         await _open_refund_case(uow, order, notice, outcome)
     await uow.session.flush()  # the order's change (a refund notice's rows too)
+    # Every verified callback recorded with what it did, by a Core insert (the ORM's unit of work for this
+    # one row cost about as much CPU as the rest of the callback's SQL).
     await uow.session.execute(
         _RECORD_CALLBACK,
         {
-            "b_id": new_id(),
-            "b_provider": notice.provider,
-            "b_provider_txn_id": notice.provider_txn_id,
-            "b_order_no": notice.order_no,
-            "b_status": notice.status,
-            "b_amount_fen": notice.amount_fen,
-            "b_outcome": outcome.value,
-            "b_raw": notice.raw,
+            "id": new_id(),
+            "provider": notice.provider,
+            "provider_txn_id": notice.provider_txn_id,
+            "order_no": notice.order_no,
+            "status": notice.status,
+            "amount_fen": notice.amount_fen,
+            "outcome": outcome.value,
+            "raw": notice.raw,
         },
     )
     return outcome
 
 
-# Every verified callback recorded with what it did; a Core statement built once (the ORM's unit of work
-# for this one row cost about as much CPU as the rest of the callback's SQL).
-_RECORD_CALLBACK = ProviderCallback.__table__.insert().values(
-    id=bindparam("b_id"),
-    provider=bindparam("b_provider"),
-    provider_txn_id=bindparam("b_provider_txn_id"),
-    order_no=bindparam("b_order_no"),
-    status=bindparam("b_status"),
-    amount_fen=bindparam("b_amount_fen"),
-    outcome=bindparam("b_outcome"),
-    raw=bindparam("b_raw", type_=JSONB),
-)
+_RECORD_CALLBACK = ProviderCallback.__table__.insert()  # its columns: the parameters' keys
 
 
 def _move(uow: UnitOfWork, order: PaymentOrder, status: OrderStatus, notice: Notice) -> None:

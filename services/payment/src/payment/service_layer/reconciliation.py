@@ -43,6 +43,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -436,12 +437,12 @@ async def _lock_day(session: AsyncSession, provider: str, day: date) -> None:
 
 
 def _case_key(case: Case | ReconciliationCase) -> tuple:
-    """What makes two runs' cases the same mismatch."""
-    kind, against, subject = case.kind, case.against, case.subject
+    """What makes two runs' cases the same mismatch (the domain's kinds are ``StrEnum``: equal to the
+    stored strings)."""
     return (
-        getattr(kind, "value", kind),
-        getattr(against, "value", against),
-        getattr(subject, "value", subject),
+        case.kind,
+        case.against,
+        case.subject,
         case.order_no,
         case.provider_txn_id,
         case.refund_no,
@@ -462,14 +463,14 @@ async def _reconcile_day(
     dismissal: str,
     now: datetime,
     cutover: timedelta,
-    keep_decisions: bool = False,
 ) -> ReconciliationRun:
     """Reconcile ``day`` from its statement ``lines`` against what is recorded here, with the previous day's
     carry; store the run and its cases, superseding ``replaced`` (its open cases dismissed with the note
-    ``dismissal``, ``{run_id}`` the new run's). ``keep_decisions``: a case of ``replaced`` that a person
-    resolved or dismissed, found again, keeps that decision (a re-run on the same file). Emits
+    ``dismissal``, ``{run_id}`` the new run's). A re-run (``run_by`` :data:`RERUN_BY`, the same file): a
+    case of ``replaced`` that a person resolved or dismissed, found again, keeps that decision. Emits
     ``payment.reconciliation.completed``."""
     session = uow.session
+    rerun = run_by == RERUN_BY
     facts = await gather_facts(session, provider=provider, day=day, lines=lines, cutover=cutover)
     previous = await current_run(session, provider, day - timedelta(days=1))
     carried = _carry_from_json(previous.day, previous.carry) if previous is not None else None
@@ -492,7 +493,7 @@ async def _reconcile_day(
     run_id = new_id()
     decided: dict[tuple, ReconciliationCase] = {}
     if replaced is not None:
-        if keep_decisions:
+        if rerun:
             decided = {
                 _case_key(c): c
                 for c in (
@@ -510,7 +511,7 @@ async def _reconcile_day(
             .values(
                 status="dismissed",
                 resolution_note=dismissal.format(run_id=run_id),
-                resolved_by=RERUN_BY if keep_decisions else "system:statement-reimport",
+                resolved_by=RERUN_BY if rerun else "system:statement-reimport",
                 resolved_at=now,
                 version=ReconciliationCase.version + 1,
             )
@@ -569,23 +570,20 @@ async def _reconcile_day(
         )
     session.add_all(cases)
     await session.flush()
-    kinds: dict[str, int] = {}
-    for c in rec.cases:
-        kinds[c.kind.value] = kinds.get(c.kind.value, 0) + 1
     uow.emit(
         catalog.build(
             ReconciliationCompleted(
                 run_id=str(run.id),
                 provider=provider,
                 day=day,
-                trigger="rerun" if keep_decisions else "import",
+                trigger="rerun" if rerun else "import",
                 replaces=str(replaced.id) if replaced is not None else None,
                 carried_from=str(run.carried_from) if run.carried_from else None,
                 lines_count=run.lines_count,
                 matched_count=run.matched_count,
                 cases_count=run.cases_count,
                 balanced=run.cases_count == 0,
-                cases_by_kind=kinds,
+                cases_by_kind=Counter(c.kind.value for c in rec.cases),
                 statement_payments_fen=run.statement_payments_fen,
                 recorded_payments_fen=run.recorded_payments_fen,
                 statement_refunds_fen=run.statement_refunds_fen,
@@ -632,7 +630,6 @@ async def _rerun_following_days(
             dismissal=f"前一日对账批次 {run.id} 变更了跨日结转，本日由对账批次 {{run_id}} 重新对账",
             now=now,
             cutover=cutover,
-            keep_decisions=True,
         )
         reruns.append(rerun)
         run, replaced = rerun, following

@@ -87,7 +87,13 @@ async def request_refund(
     return refund
 
 
-_REFUND_EVENTS = {"requested": RefundRequested, "submitted": RefundApproved, "rejected": RefundRejected}
+#: A refund's status -> its event (a counter refund is ``succeeded`` when approved).
+_REFUND_EVENTS = {
+    "requested": RefundRequested,
+    "submitted": RefundApproved,
+    "succeeded": RefundApproved,
+    "rejected": RefundRejected,
+}
 
 
 def refund_facts(refund: Refund) -> dict[str, Any]:
@@ -104,8 +110,8 @@ def refund_facts(refund: Refund) -> dict[str, Any]:
 def emit_refund(uow: UnitOfWork, refund: Refund) -> None:
     """The refund's new status as its event: requested, approved (submitted), rejected. A counter refund
     succeeds when approved: ``payment.refund.approved`` (``succeeded``), then ``payment.payment.refunded``."""
-    event = RefundApproved if refund.status == "succeeded" else _REFUND_EVENTS[refund.status]
-    uow.emit(catalog.build(event(**refund_facts(refund), status=refund.status), subject=refund.account_no))
+    event = _REFUND_EVENTS[refund.status](**refund_facts(refund), status=refund.status)
+    uow.emit(catalog.build(event, subject=refund.account_no))
 
 
 async def get_refund(session, refund_no: str) -> Refund:
@@ -146,13 +152,11 @@ async def decide_refund(
         emit_refund(uow, refund)
         if refund.refund_case_id is not None:
             await refund_cases.refund_ended(uow, refund, succeeded=False, reason="refund_rejected", at=now)
-    elif order.provider == COUNTER:
-        refund.status = "succeeded"
+    else:  # a counter refund is paid back at once; any other is sent to the provider
+        refund.status = "succeeded" if order.provider == COUNTER else "submitted"
         emit_refund(uow, refund)
-        _succeed(uow, order, refund, provider_refund_id=f"counter:{refund_no}", at=now)
-    else:
-        refund.status = "submitted"
-        emit_refund(uow, refund)
+        if order.provider == COUNTER:
+            _succeed(uow, order, refund, provider_refund_id=f"counter:{refund_no}", at=now)
     await uow.session.flush()
     return refund
 
