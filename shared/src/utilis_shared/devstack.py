@@ -193,8 +193,11 @@ def service_env(
             "UTILIS_KAFKA_BOOTSTRAP": kafka_bootstrap(),
             "UTILIS_REDIS_URL": redis_url(),
             "UTILIS_JWKS_URL": env.get("UTILIS_JWKS_URL", jwks),
-            # The payment providers' simulator key bundle (development only; see the payment service).
+            # The payment providers' simulator key bundle (development only; see the payment service), and
+            # its merchant side in the production format, which the payment processes load
+            # (`payment dev-keys` writes both).
             "UTILIS_PROVIDER_KEYS_FILE": str(LOCAL_DIR / "keys" / "payment-providers.json"),
+            "UTILIS_PROVIDERS_FILE": str(LOCAL_DIR / "keys" / "payment-merchant.json"),
         }
     )
     if platform and spec.name == GATEWAY and gateway:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from utilis_shared.settings import ServiceSettings
 
@@ -25,8 +25,11 @@ class Settings(ServiceSettings):
     callback_base_url: str = "http://127.0.0.1:8000"
     # Provider callbacks older (or newer) than this are refused; their nonces are remembered this long.
     callback_window_seconds: int = 300
-    # Development and test: the provider simulator's key bundle (``payment dev-keys``); see
-    # adapters/channels.configured_adapters.
+    # The providers' configuration: our merchant ids and keys and the providers' public keys, one JSON file
+    # mounted from a Secret (adapters/providers/config.py; ``payment providers-check`` validates one).
+    providers_file: str | None = None
+    # Development and test only: the provider simulator's key bundle (``payment dev-keys``), which also has
+    # the providers' private keys; used when no providers_file is set (adapters/channels).
     provider_keys_file: str | None = None
     # The provider's API gateway per provider (the simulator's in development): order queries for pending
     # orders past their expiry, and refund requests; an expired order is asked about until this long after
@@ -46,6 +49,15 @@ class Settings(ServiceSettings):
     )
     withholding_result_days: int = 7
     expiry_sweep_seconds: float = 30.0
+
+    @model_validator(mode="after")
+    def _refuse_simulator_keys_outside_development(self) -> Settings:
+        if self.provider_keys_file and not self.is_development:
+            raise ValueError(
+                "the simulator's key bundle is for development only (it holds the providers' private keys): "
+                "set UTILIS_PROVIDERS_FILE instead of UTILIS_PROVIDER_KEYS_FILE"
+            )
+        return self
 
 
 @lru_cache

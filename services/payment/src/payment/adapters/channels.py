@@ -43,19 +43,27 @@ class Channels:
 
 
 def configured_adapters(settings) -> dict[str, Any]:
-    """The provider adapters this deployment has keys for. Development and test: the provider simulator's
-    key bundle (``provider_keys_file``: the merchant's keys and the providers' public keys come from it;
-    ``payment dev-keys`` writes one), so the simulator signs and answers queries exactly as the providers
-    would. Production key material (merchant keys, platform certificates, bank public keys per provider)
-    is not wired yet: without a bundle no provider is offered (their callbacks answer 404)."""
+    """The provider adapters this deployment is configured for.
+
+    - ``providers_file`` (every environment): our merchant ids and keys and the providers' public keys
+      (``adapters/providers/config.py``); a file that cannot be used stops the service at start-up with the
+      provider and field named (:class:`ProvidersConfigError`), never a key's text.
+    - otherwise, in development and test only, the provider simulator's key bundle (``provider_keys_file``,
+      ``payment dev-keys`` writes one): its merchant side goes through the same configuration, so the
+      simulator signs and answers queries exactly as the providers would.
+    - neither: no provider is offered (their callbacks answer 404 ``unknown_provider``)."""
+    from datetime import timedelta
     from pathlib import Path
 
-    path = settings.provider_keys_file
-    if not path or not Path(path).is_file():
-        return {}
-    from datetime import timedelta
+    from payment.adapters.providers import config
 
+    window = timedelta(seconds=settings.callback_window_seconds)
+    if settings.providers_file:
+        return config.load(settings.providers_file, window=window)[1]
+    path = settings.provider_keys_file
+    if not settings.is_development or not path or not Path(path).is_file():
+        return {}
     from payment.adapters.providers.simulator import ProviderSimulator
 
     simulator = ProviderSimulator.from_keys(Path(path).read_text(encoding="utf-8"))
-    return simulator.adapters(window=timedelta(seconds=settings.callback_window_seconds))
+    return simulator.merchant_config().adapters(window=window)

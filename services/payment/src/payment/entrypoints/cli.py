@@ -4,6 +4,8 @@ payment api | relay | consumer | scheduler   the long-running processes
 payment migrate                    Alembic upgrade to head (a Helm pre-upgrade Job)
 payment events-schemas             write the JSON Schemas of the emitted events
 payment settings                   print the effective settings, secrets hidden
+payment providers-check [FILE]     validate a providers file (keys parsed, adapters built); print ids and
+                                   key fingerprints, never a key
 payment reconcile --provider P --day D FILE   import a statement file and reconcile the day
 payment withholding-batch --bank B --day D    make (or find) a bank's withholding batch; write its file
 payment withholding-result FILE               apply a bank's withholding result file to its batch
@@ -73,13 +75,48 @@ def migrate(revision: str = "head") -> None:
     typer.echo(f"payment database migrated to {revision}")
 
 
+@app.command("providers-check")
+def providers_check(
+    path: Annotated[Path | None, typer.Argument(help="default: the providers_file setting")] = None,
+) -> None:
+    """Validate a providers file as the service would load it at start-up: every key parsed and every
+    adapter built. Prints what is configured with the keys' fingerprints (compare them with what each
+    provider shows for our keys and theirs); exit 1 with the provider and field named when it cannot be
+    used. Never prints a key."""
+    from payment.adapters.providers import config
+
+    settings = get_settings()
+    target = path or (Path(settings.providers_file) if settings.providers_file else None)
+    if target is None:
+        raise typer.BadParameter("name the file, or set UTILIS_PROVIDERS_FILE")
+    try:
+        loaded, adapters = config.load(target, window=_window(settings))
+    except config.ProvidersConfigError as exc:
+        typer.echo(f"refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(loaded.summary(), indent=2, ensure_ascii=False))
+    typer.echo(f"{target}: {len(adapters)} provider(s): {', '.join(adapters) or 'none'}")
+
+
+def _window(settings: Settings):
+    from datetime import timedelta
+
+    return timedelta(seconds=settings.callback_window_seconds)
+
+
 @app.command("dev-keys")
 def dev_keys(
     path: Annotated[Path | None, typer.Option(help="default: the provider_keys_file setting")] = None,
+    providers_file: Annotated[
+        Path | None,
+        typer.Option(help="also write its merchant side as a providers file; default: providers_file"),
+    ] = None,
 ) -> None:
     """Write the provider simulator's key bundle (development only; kept if it exists), so the service and
-    the simulator (tests, load tests) share the providers' and the merchant's keys."""
-    from payment.adapters.providers.simulator import SimulatorKeys
+    the simulator (tests, load tests) share the providers' and the merchant's keys. With
+    ``--providers-file`` (or the providers_file setting), also writes the bundle's merchant side in the
+    production format, so the local stack's services load their keys as a deployment does."""
+    from payment.adapters.providers.simulator import ProviderSimulator, SimulatorKeys
 
     settings = get_settings()
     if not settings.is_development:
@@ -89,11 +126,18 @@ def dev_keys(
     target = Path(path or settings.provider_keys_file)
     if target.exists():
         typer.echo(f"{target}: kept")
-        return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(SimulatorKeys.generate({"icbc": "RSA2", "boc": "SM2"}).to_json(), encoding="utf-8")
-    target.chmod(0o600)
-    typer.echo(f"{target}: written")
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(SimulatorKeys.generate({"icbc": "RSA2", "boc": "SM2"}).to_json(), encoding="utf-8")
+        target.chmod(0o600)
+        typer.echo(f"{target}: written")
+    providers_file = providers_file or (Path(settings.providers_file) if settings.providers_file else None)
+    if providers_file is not None:
+        simulator = ProviderSimulator.from_keys(target.read_text(encoding="utf-8"))
+        providers_file.parent.mkdir(parents=True, exist_ok=True)
+        providers_file.write_text(simulator.merchant_config().to_json(), encoding="utf-8")
+        providers_file.chmod(0o600)
+        typer.echo(f"{providers_file}: written (the merchant's side)")
 
 
 @app.command("events-schemas")

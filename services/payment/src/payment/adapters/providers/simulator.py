@@ -92,6 +92,7 @@ from payment.adapters.providers.base import (
     to_shanghai,
     yuan_to_fen,
 )
+from payment.adapters.providers.config import AlipayConfig, BankConfig, ProvidersConfig, WeChatConfig
 from payment.adapters.providers.wechat import (
     SIGNATURE_TYPE,
     WeChatPayAdapter,
@@ -302,58 +303,60 @@ class ProviderSimulator:
         return self._seq
 
     # ---------------------------------------------------------------------------------- adapters
-    def wechat_adapter(self, *, window: timedelta = DEFAULT_WINDOW) -> WeChatPayAdapter:
+    def merchant_config(self, *, base_url: str = "") -> ProvidersConfig:
+        """The merchant's side of these keys, as a deployment configures it (``UTILIS_PROVIDERS_FILE``):
+        our ids and private keys and the providers' *public* keys, none of the providers' private keys.
+        ``base_url``: where this simulator's :meth:`asgi_app` is served (banks' gateways are
+        ``<base_url>/bank/<code>``). Every adapter the service and the tests use is built from it, so the
+        production configuration path is the one every test exercises."""
         k = self.keys
-        return WeChatPayAdapter(
-            mchid=self.mchid,
-            appid=self.appid,
-            apiv3_key=k.wechat_apiv3_key,
-            platform_keys={k.wechat_platform_serial: _rsa_public(k.wechat_platform_private)},
-            merchant_private_key=k.wechat_merchant_private,
-            merchant_serial=k.wechat_merchant_serial,
-            window=window,
+        return ProvidersConfig(
+            wechat=WeChatConfig(
+                mchid=self.mchid,
+                appid=self.appid,
+                apiv3_key=k.wechat_apiv3_key,
+                merchant_serial=k.wechat_merchant_serial,
+                merchant_private_key=k.wechat_merchant_private,
+                platform_public_keys={k.wechat_platform_serial: _rsa_public(k.wechat_platform_private)},
+            ),
+            alipay=AlipayConfig(
+                app_id=self.alipay_app_id,
+                seller_id=self.alipay_seller_id,
+                app_private_key=k.alipay_app_private,
+                alipay_public_key=_rsa_public(k.alipay_private),
+            ),
+            banks={
+                code: BankConfig(
+                    merchant_no=self.merchant_no,
+                    sign_type=b["sign_type"],  # type: ignore[arg-type]
+                    format=self.bank_format(code),  # type: ignore[arg-type]
+                    merchant_key_id=b["merchant_key_id"],
+                    merchant_private_key=b["merchant_private"],
+                    bank_public_keys={b["bank_key_id"]: _bank_public(b["sign_type"], b["bank_private"])},
+                    gateway_url=f"{base_url.rstrip('/')}/bank/{code}" if base_url else "",
+                )
+                for code, b in k.banks.items()
+            },
         )
 
+    def wechat_adapter(self, *, window: timedelta = DEFAULT_WINDOW) -> WeChatPayAdapter:
+        return self.merchant_config().wechat.adapter(window)  # type: ignore[union-attr]
+
     def alipay_adapter(self, *, window: timedelta = DEFAULT_WINDOW) -> AlipayAdapter:
-        return AlipayAdapter(
-            app_id=self.alipay_app_id,
-            alipay_public_key=_rsa_public(self.keys.alipay_private),
-            app_private_key=self.keys.alipay_app_private,
-            seller_id=self.alipay_seller_id,
-            window=window,
-        )
+        return self.merchant_config().alipay.adapter(window)  # type: ignore[union-attr]
 
     def bank_adapter(
         self, code: str, *, window: timedelta = DEFAULT_WINDOW, base_url: str = ""
     ) -> BankDirectAdapter:
-        b = self.keys.banks[code]
-        return BankDirectAdapter(
-            bank_code=code,
-            merchant_no=self.merchant_no,
-            sign_type=b["sign_type"],  # type: ignore[arg-type]
-            bank_public_keys={b["bank_key_id"]: _bank_public(b["sign_type"], b["bank_private"])},
-            merchant_private_key=b["merchant_private"],
-            merchant_key_id=b["merchant_key_id"],
-            base_url=base_url,
-            window=window,
-            message_format=self.bank_format(code),  # type: ignore[arg-type]
-        )
+        return self.merchant_config(base_url=base_url).banks[code].adapter(code, window)
 
     def bank_format(self, code: str) -> str:
         return self.keys.banks[code].get("format", "JSON")
 
     def adapters(self, *, window: timedelta = DEFAULT_WINDOW, base_url: str = "") -> dict[str, Any]:
-        """``{provider name: adapter}`` for every channel (what ``Channels`` takes). ``base_url``: where
-        this simulator's :meth:`asgi_app` is served (banks' gateways are ``<base_url>/bank/<code>``)."""
-        out: dict[str, Any] = {
-            "wechat": self.wechat_adapter(window=window),
-            "alipay": self.alipay_adapter(window=window),
-        }
-        for code in self.bank_codes:
-            out[f"bank:{code}"] = self.bank_adapter(
-                code, window=window, base_url=f"{base_url.rstrip('/')}/bank/{code}" if base_url else ""
-            )
-        return out
+        """``{provider name: adapter}`` for every channel (what ``Channels`` takes), built from
+        :meth:`merchant_config` exactly as a deployment's providers file is."""
+        return self.merchant_config(base_url=base_url).adapters(window=window)
 
     # ------------------------------------------------------------------------------- order book
     def register_order(self, provider: Provider, order_no: str, amount_fen: int) -> SimOrder:
