@@ -689,6 +689,14 @@ def business() -> Board:
         decimals=0,
         stack=True,
     )
+    b.graph(
+        "Statements fetched from the providers per day by outcome",
+        (
+            by("provider, outcome", increase("utilis_payment_statement_fetches_total", window="1d")),
+            "{{provider}} {{outcome}}",
+        ),
+        decimals=0,
+    )
     return b
 
 

@@ -61,6 +61,12 @@ RECONCILIATION_CASES = Counter(
     "(a re-run finds a mismatch again)",
     ["provider", "kind"],
 )
+STATEMENT_FETCHES = Counter(
+    "utilis_payment_statement_fetches_total",
+    "Providers' daily statements fetched by the scheduler or the CLI, by provider (banks as one label) and "
+    "outcome (imported, unchanged: the same file again, not_ready: the provider has not made it yet, error)",
+    ["provider", "outcome"],
+)
 
 OUTCOMES = {
     "payment.payment.created": "created",
@@ -78,14 +84,22 @@ for _channel in KNOWN_CHANNELS:
 
 
 for _provider in ("wechat", "alipay", "bank"):
+    for _outcome in ("imported", "unchanged", "not_ready", "error"):
+        STATEMENT_FETCHES.labels(_provider, _outcome)
     for _outcome in ("balanced", "cases"):
         RECONCILIATION_RUNS.labels(_provider, _outcome, "import")
     for _kind in CaseKind:
         RECONCILIATION_CASES.labels(_provider, _kind.value)
 
 
+def provider_label(provider: str) -> str:
+    """A provider as a metric label: every bank is ``bank`` (bank codes come from requests' paths, so they
+    must not create series)."""
+    return "bank" if provider.startswith("bank:") else provider
+
+
 def _observe_reconciliation(data: dict) -> None:
-    provider = "bank" if str(data["provider"]).startswith("bank:") else str(data["provider"])
+    provider = provider_label(str(data["provider"]))
     outcome = "balanced" if data.get("balanced") else "cases"
     RECONCILIATION_RUNS.labels(provider, outcome, str(data.get("trigger") or "import")).inc()
     for kind, count in (data.get("cases_by_kind") or {}).items():

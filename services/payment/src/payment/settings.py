@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from functools import lru_cache
 
 from pydantic import Field, model_validator
@@ -48,6 +49,13 @@ class Settings(ServiceSettings):
         default_factory=lambda: {code: "M000000001" for code in ("icbc", "boc", "ccb", "abc")}
     )
     withholding_result_days: int = 7
+    # Providers' daily statements fetched by the scheduler (service_layer/statement_fetch.py): from this
+    # time of the business day (Asia/Shanghai; providers make the previous day's files in the morning),
+    # yesterday back this many days that have no reconciliation run yet; a day not ready or failed is asked
+    # again this much later. Only providers with an API address in provider_query_urls.
+    statement_fetch_after: time = time(10, 0)
+    statement_lookback_days: int = Field(default=3, ge=1, le=31)
+    statement_retry_seconds: int = Field(default=900, ge=30)
     expiry_sweep_seconds: float = 30.0
 
     @model_validator(mode="after")

@@ -682,3 +682,77 @@ async def test_refunds_recorded_here_are_matched_against_the_statements_refund_l
     assert [(c["kind"], c["subject"], c["order_no"], c["expected"]["amount_fen"]) for c in cases] == [
         ("missing_at_provider", "refund", refunded.order_no, 3_000)
     ]
+
+
+async def test_the_scheduler_fetches_each_providers_statement_and_reconciles_the_day(
+    client, auth, session_factory, settings, simulator, app, monkeypatch
+) -> None:
+    """对账单下载: each morning the scheduler's job fetches yesterday's statement from every provider with an
+    API address (the simulator's HTTP side, signed as the providers sign) and reconciles the day; a day the
+    provider has not made yet is asked again after the retry delay, a reconciled day never again."""
+    import httpx
+
+    from payment.service_layer.statement_fetch import FETCHED_BY, StatementFetcher
+
+    day = a_day()
+    orders = []
+    for provider, amounts in (("wechat", [1_111, 2_222]), ("bank:icbc", [3_333]), ("alipay", [4_444])):
+        orders += await paid_through_callbacks(
+            client, auth, session_factory, settings, simulator, provider, day, amounts
+        )
+    await settle_all(settings, session_factory, orders)
+    morning = at(day + timedelta(days=1), 10, 30)
+    clock = {"now": morning}
+    monkeypatch.setattr(simulator, "clock", lambda: clock["now"])  # the providers sign at the job's "now"
+    fetch_settings = settings.model_copy(
+        update={
+            "provider_query_urls": {
+                "wechat": "http://sim.test",
+                "alipay": "http://sim.test",
+                "bank:icbc": "http://sim.test/bank/icbc",
+            },
+            "statement_lookback_days": 1,
+        }
+    )
+    simulator.statements_not_ready.add(("alipay", day))
+    fetcher = StatementFetcher()
+    from prometheus_client import REGISTRY
+
+    def fetches(provider: str, outcome: str) -> float:
+        labels = {"provider": provider, "outcome": outcome}
+        return REGISTRY.get_sample_value("utilis_payment_statement_fetches_total", labels) or 0.0
+
+    before = {k: fetches(*k) for k in [("bank", "imported"), ("alipay", "not_ready"), ("alipay", "imported")]}
+
+    async def run_at(now: datetime):
+        clock["now"] = now
+        transport = httpx.ASGITransport(app=simulator.asgi_app())
+        async with httpx.AsyncClient(transport=transport, base_url="http://sim.test") as http:
+            return await fetcher.run(session_factory, fetch_settings, app.state.channels, http, now=now)
+
+    try:
+        early = await run_at(at(day + timedelta(days=1), 9, 0))  # before statement_fetch_after (10:00)
+        assert early.asked == 0
+        first = await run_at(morning)
+        assert (first.imported, first.not_ready, first.errors) == (2, 1, 0)
+        again = await run_at(morning + timedelta(minutes=1))
+        assert again.asked == 0  # wechat and the bank are reconciled; alipay waits for its retry delay
+        simulator.statements_not_ready.discard(("alipay", day))
+        later = await run_at(morning + timedelta(seconds=fetch_settings.statement_retry_seconds))
+        assert (later.imported, later.not_ready, later.errors) == (1, 0, 0)
+    finally:
+        simulator.statements_not_ready.discard(("alipay", day))
+
+    analyst = auth("analyst")
+    for provider, paid in (("wechat", 2), ("alipay", 1), ("bank:icbc", 1)):
+        r = await client.get(url(provider, day), headers=analyst)
+        assert r.status_code == 200, r.text
+        (run,) = [x for x in r.json()["items"] if x["status"] == "current"]
+        assert run["run_by"] == FETCHED_BY
+        assert (run["lines_count"], run["matched_count"], run["cases_count"]) == (paid, paid, 0), run
+    assert await count(session_factory, StatementImport, StatementImport.day == day) == 3
+    assert {k: fetches(*k) - v for k, v in before.items()} == {
+        ("bank", "imported"): 1,  # banks are one label
+        ("alipay", "not_ready"): 1,
+        ("alipay", "imported"): 1,
+    }

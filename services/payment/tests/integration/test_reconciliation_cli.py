@@ -67,3 +67,61 @@ def test_the_cli_refuses_a_malformed_file_with_every_error(monkeypatch, settings
     problem = json.loads(r.stderr)
     assert problem["code"] == "statement_rejected"
     assert len(problem["errors"]) >= 3  # the amount, the naive time and the missing footer
+
+
+def test_the_cli_fetches_a_statement_from_the_provider_and_reconciles(
+    monkeypatch, settings, simulator, tmp_path
+) -> None:
+    """``payment fetch-statement``: the day's statement from the provider's API (the simulator served over
+    real HTTP), verified and imported; a day the provider has not made yet exits 1 and stores nothing."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    day = a_day()
+    simulator.register_order("bank:icbc", "P209901010000000555", 555)
+    simulator.callback("bank:icbc", "P209901010000000555", 555, paid_at=at(day, 9))
+    providers = tmp_path / "providers.json"
+    providers.write_text(simulator.merchant_config().to_json(), encoding="utf-8")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(simulator.asgi_app(), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    monkeypatch.setenv("UTILIS_PROVIDERS_FILE", str(providers))
+    monkeypatch.setenv(
+        "UTILIS_PROVIDER_QUERY_URLS", json.dumps({"bank:icbc": f"http://127.0.0.1:{port}/bank/icbc"})
+    )
+    try:
+        args = ["fetch-statement", "--provider", "bank:icbc", "--day", day.isoformat(), "--by", "ops-wang"]
+        fetched = invoke(monkeypatch, settings, *args)
+        assert fetched.exit_code == 0, fetched.output
+        run = json.loads(fetched.output)
+        assert (run["provider"], run["day"], run["run_by"], run["lines_count"]) == (
+            "bank:icbc",
+            day.isoformat(),
+            "cli:ops-wang",
+            1,
+        )
+        assert run["cases_count"] == 1  # the bank's payment is unknown here: missing_here
+        later = a_day()
+        simulator.statements_not_ready.add(("bank:icbc", later))
+        waiting = invoke(
+            monkeypatch, settings, "fetch-statement", "--provider", "bank:icbc", "--day", str(later)
+        )
+        assert waiting.exit_code == 1 and "not ready" in waiting.output
+        unknown = invoke(
+            monkeypatch, settings, "fetch-statement", "--provider", "wechat", "--day", str(later)
+        )
+        assert unknown.exit_code == 1 and "no_statement_source" in unknown.output
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -7,6 +7,7 @@ payment settings                   print the effective settings, secrets hidden
 payment providers-check [FILE]     validate a providers file (keys parsed, adapters built); print ids and
                                    key fingerprints, never a key
 payment reconcile --provider P --day D FILE   import a statement file and reconcile the day
+payment fetch-statement --provider P --day D  fetch the day's statement from the provider, then the same
 payment withholding-batch --bank B --day D    make (or find) a bank's withholding batch; write its file
 payment withholding-result FILE               apply a bank's withholding result file to its batch
 payment withholding-simulate FILE             the simulated bank's result file for a request file (dev)
@@ -193,6 +194,60 @@ def reconcile(
     except Problem as exc:
         typer.echo(json.dumps(exc.to_dict(), indent=2, ensure_ascii=False), err=True)
         raise typer.Exit(1) from exc
+    typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
+
+
+@app.command("fetch-statement")
+def fetch_statement(
+    provider: Annotated[str, typer.Option(help="wechat, alipay or bank:<code>")],
+    day: Annotated[str, typer.Option(help="the statement's business day, YYYY-MM-DD (Asia/Shanghai)")],
+    by: Annotated[str, typer.Option(help="who fetches it (the audit trail)")] = "cli",
+) -> None:
+    """Fetch a provider's daily statement from its API (provider_query_urls), verify it, import it and
+    reconcile the day, as the scheduler does each morning; print the run as JSON. Exit 1 when the provider
+    has not made the file yet, or the answer, the file or the import is refused."""
+    import asyncio
+    from datetime import date
+
+    import httpx
+
+    from payment.adapters.providers.base import CallbackRejected
+    from payment.api.callbacks import channels_from_settings
+    from payment.api.reconciliation import import_read
+    from payment.service_layer.statement_fetch import fetch_and_import
+    from utilis_shared.db import UnitOfWork, create_session_factory, engine_scope
+    from utilis_shared.errors import Problem
+    from utilis_shared.timeutil import utcnow
+
+    try:
+        business_day = date.fromisoformat(day)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not a date YYYY-MM-DD: {day!r}", param_hint="--day") from exc
+    settings = get_settings()
+
+    async def run() -> dict | None:
+        async with engine_scope(settings) as engine, httpx.AsyncClient(timeout=30.0) as http:
+            factory = create_session_factory(engine)
+            channels = channels_from_settings(settings)
+            result = await fetch_and_import(
+                factory, settings, channels, http, provider, business_day, now=utcnow(), by=f"cli:{by}"
+            )
+            if result is None:
+                return None
+            async with UnitOfWork(factory, settings) as uow:
+                return await import_read(uow, result)
+
+    try:
+        body = asyncio.run(run())
+    except Problem as exc:
+        typer.echo(json.dumps(exc.to_dict(), indent=2, ensure_ascii=False), err=True)
+        raise typer.Exit(1) from exc
+    except (CallbackRejected, httpx.HTTPError) as exc:
+        typer.echo(f"refused: {provider} {day}: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    if body is None:
+        typer.echo(f"not ready: {provider} has not made its statement of {day} yet", err=True)
+        raise typer.Exit(1)
     typer.echo(json.dumps(body, indent=2, ensure_ascii=False))
 
 

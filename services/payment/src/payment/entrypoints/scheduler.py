@@ -1,8 +1,10 @@
-"""The ``scheduler`` process: pending orders past their expiry are asked about at their provider, then
-settled or closed (``service_layer/expiry.py``), and approved refunds the provider has not accepted yet are
-sent (again) to it (``service_layer/refund_requests.py``), every ``expiry_sweep_seconds``. Two replicas are
-safe: each order is settled or closed under its row lock, exactly once; a refund request sent twice is one
-refund at the provider (its refund number is the provider's idempotency key)."""
+"""The ``scheduler`` process, every ``expiry_sweep_seconds``: pending orders past their expiry are asked
+about at their provider, then settled or closed (``service_layer/expiry.py``); approved refunds the
+provider has not accepted yet are sent (again) to it (``service_layer/refund_requests.py``); the providers'
+daily statements not reconciled yet are fetched and imported (``service_layer/statement_fetch.py``). Two
+replicas are safe: each order is settled or closed under its row lock, exactly once; a refund request sent
+twice is one refund at the provider (its refund number is the provider's idempotency key); a statement
+imported twice is one run."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from payment.api.callbacks import channels_from_settings
 from payment.service_layer.expiry import sweep_expired
 from payment.service_layer.refund_requests import send_due_refunds
+from payment.service_layer.statement_fetch import StatementFetcher
 from payment.settings import Settings
 from utilis_shared.db import create_session_factory
 from utilis_shared.timeutil import utcnow
@@ -29,6 +32,7 @@ class Scheduler:
         self.session_factory = create_session_factory(engine)
         self.channels = channels_from_settings(settings)
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(5.0, connect=2.0))
+        self.statements = StatementFetcher()
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -58,5 +62,13 @@ class Scheduler:
                     log.info("refund requests sent", extra={"summary": str(sent)})
             except Exception:
                 log.exception("refund requests failed")
+            try:
+                fetched = await self.statements.run(
+                    self.session_factory, self.settings, self.channels, self.http, now=utcnow()
+                )
+                if fetched.asked:
+                    log.info("statements fetched", extra={"summary": str(fetched)})
+            except Exception:
+                log.exception("statement fetch failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.expiry_sweep_seconds)

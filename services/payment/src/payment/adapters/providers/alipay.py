@@ -47,9 +47,11 @@ refused.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -61,6 +63,7 @@ from payment.adapters.providers.base import (
     QueryRequest,
     RefundAnswer,
     RefundTarget,
+    StatementAnswer,
     check_window,
     fen_to_yuan,
     load_rsa_private_key,
@@ -77,6 +80,10 @@ QUERY_METHOD = "alipay.trade.query"
 QUERY_NODE = "alipay_trade_query_response"
 REFUND_METHOD = "alipay.trade.refund"
 REFUND_NODE = "alipay_trade_refund_response"
+BILL_METHOD = "alipay.data.dataservice.bill.downloadurl.query"
+BILL_NODE = "alipay_data_dataservice_bill_downloadurl_query_response"
+BILL_NOT_READY = frozenset({"isp.bill_not_exist", "isp.bill_not_ready"})
+MAX_STATEMENT_BYTES = 64 * 1024 * 1024  # a day's detail file unpacked; a larger member is refused
 #: Answers that say "try again" (the same ``out_request_no`` is Alipay's idempotency key for a refund).
 _RETRY_CODES = {"20000", "20001"}
 _RETRY_SUB_CODES = {"ACQ.SYSTEM_ERROR", "ACQ.REFUND_FEE_ERROR_RETRY", "aop.ACQ.SYSTEM_ERROR"}
@@ -332,6 +339,53 @@ class AlipayAdapter:
         if not code:
             raise CallbackRejected("malformed", "answer without code")
         return RefundAnswer(self.name, refund_no, "refused", code=sub_code or code, message=message, raw=node)
+
+    # ------------------------------------------------------------------------------- statements
+    def build_statement_request(self, *, day: date, now: datetime) -> QueryRequest:
+        """查询对账单下载地址: the day's ``trade`` bill (业务明细)."""
+        biz = {"bill_type": "trade", "bill_date": day.isoformat()}
+        params = self._common(BILL_METHOD, now) | {"biz_content": json.dumps(biz, separators=(",", ":"))}
+        body = urlencode(sorted(self.sign_params(params).items()), quote_via=quote).encode("ascii")
+        return QueryRequest(
+            "POST", "/gateway.do", {"Content-Type": "application/x-www-form-urlencoded;charset=utf-8"}, body
+        )
+
+    def parse_statement_response(
+        self, *, status_code: int, headers: Mapping[str, str], body: bytes, day: date, now: datetime
+    ) -> StatementAnswer:
+        """The signed answer: a one-time download address (a zip); ``isp.bill_not_exist`` is not ready."""
+        if status_code != 200:
+            raise CallbackRejected("malformed", f"HTTP {status_code}")
+        node, signed_text, sign = response_node(body, BILL_NODE)
+        rsa_sha256_verify(self._alipay_key, signed_text.encode(), sign)
+        if node.get("code") != "10000":
+            sub_code = str(node.get("sub_code") or node.get("code"))
+            if sub_code in BILL_NOT_READY:
+                return StatementAnswer(self.name, day, "not_ready", code=sub_code)
+            raise CallbackRejected("malformed", f"code {node.get('code')} {sub_code}")
+        download = QueryRequest("GET", _required(node, "bill_download_url"), {})
+        return StatementAnswer(self.name, day, "ready", download=download)
+
+    def statement_file(self, answer: StatementAnswer, data: bytes) -> bytes:
+        """Alipay's download is a zip of the day's detail (业务明细) and its summary (汇总), GBK: the detail
+        CSV. A plain CSV is taken as it is."""
+        if not data.startswith(b"PK"):
+            return data
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+            for info in archive.infolist():
+                name = info.filename  # flagged UTF-8; else GBK bytes that zipfile read as cp437
+                if not info.flag_bits & 0x800:
+                    name = name.encode("cp437").decode("gb18030", errors="replace")
+                if name.endswith("业务明细.csv") and "汇总" not in name:
+                    if info.file_size > MAX_STATEMENT_BYTES:
+                        raise CallbackRejected("malformed", "the statement file is too large")
+                    return archive.read(info)
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise CallbackRejected(
+                "malformed", f"the statement zip cannot be read ({type(exc).__name__})"
+            ) from None
+        raise CallbackRejected("malformed", "the statement zip has no 业务明细 file")
 
 
 def response_node(body: bytes, node_name: str) -> tuple[dict[str, Any], str, str]:

@@ -52,7 +52,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from payment.adapters.providers import bankxml, sm2
@@ -64,7 +64,9 @@ from payment.adapters.providers.base import (
     QueryRequest,
     RefundAnswer,
     RefundTarget,
+    StatementAnswer,
     b64decode_strict,
+    check_digest,
     check_window,
     header,
     json_object,
@@ -82,6 +84,7 @@ TIME_FORMAT = "%Y%m%d%H%M%S"
 _NONCE = re.compile(r"[0-9A-Za-z]{16,64}")
 _STATUSES = {"SUCCESS": "succeeded", "FAILED": "failed", "CLOSED": "closed"}
 REFUND_ACCEPTED, REFUND_RETRY = "0000", "9000"
+STATEMENT_READY, STATEMENT_NOT_READY = "0000", "1001"
 SIGNED_HEADERS = (
     "X-Bank-Code",
     "X-Bank-Timestamp",
@@ -428,3 +431,40 @@ class BankDirectAdapter:
             )
         status = "retry" if code == REFUND_RETRY else "refused"
         return RefundAnswer(self.name, refund_no, status, code=code, message=message, raw=data)
+
+    # ------------------------------------------------------------------------------- statements
+    def build_statement_request(self, *, day: date, now: datetime) -> QueryRequest:
+        """The day's statement (对账文件) in the signed answer itself: ``STATEMENT_REQUEST``."""
+        payload = {
+            "msg_type": "STATEMENT_REQUEST",
+            "bank_code": self.bank_code,
+            "merchant_no": self.merchant_no,
+            "bill_date": f"{day:%Y%m%d}",
+            "request_time": to_shanghai(now, TIME_FORMAT),
+        }
+        signed = self._signed("/api/statement", payload, now)
+        return QueryRequest("POST", "/api/statement", signed["headers"], signed["body"].encode())
+
+    def parse_statement_response(
+        self, *, status_code: int, headers: Mapping[str, str], body: bytes, day: date, now: datetime
+    ) -> StatementAnswer:
+        """The signed answer carries the file (base64) and its SHA-256; return code 1001: not made yet."""
+        if status_code != 200:
+            raise CallbackRejected("malformed", f"HTTP {status_code}")
+        self._verifier.verify(headers, body, bank_code=self.bank_code, now=now, window=self.window)
+        data = json_object(body)
+        self._check_body(data)
+        if data.get("msg_type") != "STATEMENT_RESPONSE" or data.get("bill_date") != f"{day:%Y%m%d}":
+            raise CallbackRejected("malformed", "not the answer to this statement request")
+        code = _str(data, "return_code")
+        if code == STATEMENT_NOT_READY:
+            return StatementAnswer(self.name, day, "not_ready", code=code)
+        if code != STATEMENT_READY:
+            raise CallbackRejected("malformed", f"return_code {code!r}")
+        content = b64decode_strict(_str(data, "file_content"), "file_content")
+        return StatementAnswer(
+            self.name, day, "ready", content=content, digest=("sha256", _str(data, "file_sha256"))
+        )
+
+    def statement_file(self, answer: StatementAnswer, data: bytes) -> bytes:
+        return check_digest(answer, data)

@@ -41,11 +41,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
@@ -105,7 +107,43 @@ class QueryRequest:
     body: bytes = b""
 
     def url(self, base_url: str) -> str:
+        """The request's URL: ``path`` under ``base_url``, or ``path`` itself when the provider gave an
+        absolute URL (a statement's download address)."""
+        if "://" in self.path:
+            return self.path
         return base_url.rstrip("/") + self.path
+
+
+@dataclass(frozen=True)
+class StatementAnswer:
+    """The provider's verified answer to a statement request (对账单下载) for one business day:
+
+    * ``ready``: the file is either in the answer (``content``, banks) or behind ``download`` (a request
+      for the address the provider gave: WeChat signs it, Alipay's is a one-time URL); ``digest``
+      (algorithm, hex), when the provider states one, is what the file's bytes must hash to;
+    * ``not_ready``: the provider has not made the day's file yet (or had no transaction that day): ask
+      again later.
+    """
+
+    provider: str
+    day: date
+    status: Literal["ready", "not_ready"]
+    download: QueryRequest | None = None
+    content: bytes | None = None
+    digest: tuple[str, str] | None = None
+    code: str | None = None
+
+
+def check_digest(answer: StatementAnswer, data: bytes) -> bytes:
+    """``data`` if it hashes to the digest the provider's signed answer stated; CallbackRejected if not."""
+    if answer.digest is not None:
+        algorithm, expected = answer.digest
+        if algorithm.lower() not in ("sha1", "sha256"):
+            raise CallbackRejected("unsupported_algorithm", f"statement digest {algorithm}")
+        actual = hashlib.new(algorithm.lower(), data).hexdigest()
+        if not hmac.compare_digest(actual, expected.lower()):
+            raise CallbackRejected("malformed", "the statement file does not match its digest")
+    return data
 
 
 @dataclass(frozen=True)
@@ -223,6 +261,21 @@ class ProviderAdapter(Protocol):
     ) -> RefundAnswer:
         """Verify and classify the provider's answer to :meth:`build_refund_request`. Raises
         :class:`CallbackRejected` for an answer that does not verify."""
+        ...
+
+    def build_statement_request(self, *, day: date, now: datetime) -> QueryRequest:
+        """The signed request for the provider's statement (对账单) of the Beijing business ``day``."""
+        ...
+
+    def parse_statement_response(
+        self, *, status_code: int, headers: Mapping[str, str], body: bytes, day: date, now: datetime
+    ) -> StatementAnswer:
+        """Verify the provider's answer to :meth:`build_statement_request`. Raises :class:`CallbackRejected`
+        for an answer that does not verify."""
+        ...
+
+    def statement_file(self, answer: StatementAnswer, data: bytes) -> bytes:
+        """The statement's CSV from what the download returned (its digest checked, unpacked)."""
         ...
 
 

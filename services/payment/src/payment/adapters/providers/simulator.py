@@ -61,12 +61,15 @@ integer fen in every input.
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
+import hashlib
 import io
 import json
 import random
 import secrets
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -76,7 +79,7 @@ from urllib.parse import parse_qsl, urlencode
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from payment.adapters.providers import bankxml, sm2, withholding
-from payment.adapters.providers.alipay import QUERY_NODE, AlipayAdapter, sign_content
+from payment.adapters.providers.alipay import BILL_METHOD, BILL_NODE, QUERY_NODE, AlipayAdapter, sign_content
 from payment.adapters.providers.bank import BankDirectAdapter, Signer, SignType, Verifier
 from payment.adapters.providers.base import (
     DEFAULT_WINDOW,
@@ -283,6 +286,11 @@ class ProviderSimulator:
         self.refund_notices: list[SimCallback] = []
         self.refund_requests: list[tuple[str, str]] = []
         self._refund_script: list[str] = []
+        # Statement downloads: days whose file the provider has not made yet ((provider, day): answered "not
+        # ready"), the one-time download tokens handed out, and every statement request served.
+        self.statements_not_ready: set[tuple[str, date]] = set()
+        self._statement_files: dict[str, bytes] = {}
+        self.statement_requests: list[tuple[str, date]] = []
         # Transaction ids must not repeat across simulator instances (a test run, a benchmark, the next run
         # against the same stack): the sequence starts from the clock, not from zero.
         self._seq = time.time_ns() // 1_000 % 10**10
@@ -900,6 +908,27 @@ class ProviderSimulator:
             provider, day, entries, mchid=self.mchid, appid=self.appid, alipay_account=self.alipay_seller_id
         )
 
+    def statement_download(self, provider: Provider, day: date) -> bytes | None:
+        """The day's statement as the provider's download serves it (Alipay's: a zip of the GBK detail
+        and summary files); None while the day is in :attr:`statements_not_ready`."""
+        self.statement_requests.append((provider, day))
+        if (provider, day) in self.statements_not_ready:
+            return None
+        csv_bytes = self.statement_csv(provider, day)
+        if provider != "alipay":
+            return csv_bytes
+        stem = f"{self.alipay_seller_id}_{day:%Y%m%d}"
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr(f"{stem}_业务明细.csv", csv_bytes)  # already GBK, as Alipay writes it
+            archive.writestr(f"{stem}_业务明细(汇总).csv", "#支付宝业务汇总查询\n".encode("gbk"))
+        return out.getvalue()
+
+    def _statement_token(self, content: bytes) -> str:
+        token = secrets.token_urlsafe(16)
+        self._statement_files[token] = content
+        return token
+
     # --------------------------------------------------------------------------------- HTTP side
     def asgi_app(self) -> Any:
         """The providers' query and pay endpoints over HTTP (Starlette), signed as the providers sign and
@@ -951,6 +980,37 @@ class ProviderSimulator:
         def wechat_signed(status: int, data: dict[str, Any]) -> Response:
             body = _compact(data)
             return respond((status, self._wechat_signed_headers(body, self._now(None)), body))
+
+        async def wechat_tradebill(request: Request) -> Response:
+            if not wechat_authorized(request, b""):
+                return wechat_signed(401, {"code": "SIGN_ERROR", "message": "签名错误"})
+            day = date.fromisoformat(request.query_params["bill_date"])
+            content = self.statement_download("wechat", day)
+            if content is None:
+                return wechat_signed(400, {"code": "STATEMENT_CREATING", "message": "账单生成中"})
+            token = self._statement_token(content)
+            return wechat_signed(
+                200,
+                {
+                    "hash_type": "SHA1",
+                    "hash_value": hashlib.sha1(content).hexdigest(),  # noqa: S324 - WeChat Pay's own choice
+                    "download_url": f"{str(request.base_url).rstrip('/')}/v3/billdownload/file?token={token}",
+                },
+            )
+
+        async def wechat_billfile(request: Request) -> Response:
+            if not wechat_authorized(request, b""):
+                return Response(status_code=401)
+            content = self._statement_files.pop(request.query_params.get("token", ""), None)
+            if content is None:
+                return Response(status_code=404)
+            return Response(content, media_type="application/octet-stream")
+
+        async def alipay_billfile(request: Request) -> Response:
+            content = self._statement_files.pop(request.query_params.get("token", ""), None)
+            if content is None:
+                return Response(status_code=404)
+            return Response(content, media_type="application/zip")
 
         async def wechat_refund(request: Request) -> Response:
             body = await request.body()
@@ -1004,6 +1064,16 @@ class ProviderSimulator:
             if params.get("app_id") != self.alipay_app_id:
                 return Response(status_code=400)
             biz = json.loads(params["biz_content"])
+            if params.get("method") == BILL_METHOD:
+                content = self.statement_download("alipay", date.fromisoformat(biz["bill_date"]))
+                if content is None:
+                    node = {"code": "40004", "msg": "Business Failed", "sub_code": "isp.bill_not_exist",
+                            "sub_msg": "账单不存在"}  # fmt: skip
+                else:
+                    token = self._statement_token(content)
+                    url = f"{str(request.base_url).rstrip('/')}/alipay/bill/download?token={token}"
+                    node = {"code": "10000", "msg": "Success", "bill_download_url": url}
+                return alipay_answer(BILL_NODE, node)
             if params.get("method") == "alipay.trade.refund":
                 fen = yuan_to_fen(biz["refund_amount"])
                 outcome, code = self.refund(
@@ -1054,6 +1124,25 @@ class ProviderSimulator:
             except CallbackRejected:
                 return Response(status_code=401)
             data = json.loads(body)
+            if request.path_params["op"] == "statement":
+                day = datetime.strptime(data["bill_date"], "%Y%m%d").date()  # noqa: DTZ007 - a date
+                content = self.statement_download(f"bank:{code}", day)
+                answer = _compact(
+                    {
+                        "msg_type": "STATEMENT_RESPONSE",
+                        "bank_code": code,
+                        "merchant_no": self.merchant_no,
+                        "bill_date": data["bill_date"],
+                        "return_code": "1001" if content is None else "0000",
+                        "return_msg": "对账文件未生成" if content is None else "成功",
+                        "file_name": f"{code.upper()}_{self.merchant_no}_{data['bill_date']}.csv",
+                        "file_sha256": hashlib.sha256(content or b"").hexdigest(),
+                        "file_content": base64.b64encode(content or b"").decode("ascii"),
+                    }
+                )
+                return respond(
+                    (200, self._bank_signers[code].headers(code, answer, now=self._now(None)), answer)
+                )
             if request.path_params["op"] == "refund":
                 outcome, _reason = self.refund(
                     f"bank:{code}",
@@ -1093,6 +1182,9 @@ class ProviderSimulator:
                 Route("/v3/pay/transactions/out-trade-no/{order_no}", wechat_query, methods=["GET"]),
                 Route("/v3/pay/transactions/app", wechat_prepay, methods=["POST"]),
                 Route("/v3/refund/domestic/refunds", wechat_refund, methods=["POST"]),
+                Route("/v3/bill/tradebill", wechat_tradebill, methods=["GET"]),
+                Route("/v3/billdownload/file", wechat_billfile, methods=["GET"]),
+                Route("/alipay/bill/download", alipay_billfile, methods=["GET"]),
                 Route("/gateway.do", alipay_gateway, methods=["POST"]),
                 Route("/bank/{code}/api/{op:str}", bank_api, methods=["POST"]),
             ]

@@ -53,8 +53,9 @@ import base64
 import json
 import secrets
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -67,7 +68,9 @@ from payment.adapters.providers.base import (
     QueryRequest,
     RefundAnswer,
     RefundTarget,
+    StatementAnswer,
     b64decode_strict,
+    check_digest,
     check_window,
     header,
     json_object,
@@ -83,6 +86,8 @@ from payment.adapters.providers.base import (
 
 SIGNATURE_TYPE = "WECHATPAY2-SHA256-RSA2048"
 API_BASE = "https://api.mch.weixin.qq.com"
+TRADEBILL_PATH = "/v3/bill/tradebill"
+_STATEMENT_NOT_READY = frozenset({"NO_STATEMENT_EXIST", "STATEMENT_CREATING"})
 PREPAY_PATH = "/v3/pay/transactions/app"
 REFUND_PATH = "/v3/refund/domestic/refunds"
 
@@ -417,3 +422,39 @@ class WeChatPayAdapter:
         if state in ("CLOSED", "ABNORMAL"):
             return RefundAnswer(self.name, refund_no, "refused", code=state, raw=data)
         raise CallbackRejected("malformed", f"refund status {state!r}")
+
+    # ------------------------------------------------------------------------------- statements
+    def build_statement_request(self, *, day: date, now: datetime) -> QueryRequest:
+        """申请交易账单: ``GET /v3/bill/tradebill`` for the day, every transaction type."""
+        path = f"{TRADEBILL_PATH}?bill_date={day.isoformat()}&bill_type=ALL"
+        return QueryRequest(
+            "GET",
+            path,
+            {"Authorization": self.authorization("GET", path, "", now=now), "Accept": "application/json"},
+        )
+
+    def parse_statement_response(
+        self, *, status_code: int, headers: Mapping[str, str], body: bytes, day: date, now: datetime
+    ) -> StatementAnswer:
+        """The signed answer: the download address and the file's SHA1; ``NO_STATEMENT_EXIST`` /
+        ``STATEMENT_CREATING`` (not made yet, or no transaction that day) is not ready."""
+        data = self._signed_object(headers, body, now)
+        if status_code != 200:
+            code = str(data.get("code") or status_code)
+            if code in _STATEMENT_NOT_READY:
+                return StatementAnswer(self.name, day, "not_ready", code=code)
+            raise CallbackRejected("malformed", f"HTTP {status_code} {code}")
+        url = _str(data, "download_url")
+        parts = urlsplit(url)  # signed by WeChat Pay, like the rest of the answer
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        download = QueryRequest("GET", url, {"Authorization": self.authorization("GET", path, "", now=now)})
+        return StatementAnswer(
+            self.name,
+            day,
+            "ready",
+            download=download,
+            digest=(_str(data, "hash_type"), _str(data, "hash_value")),
+        )
+
+    def statement_file(self, answer: StatementAnswer, data: bytes) -> bytes:
+        return check_digest(answer, data)
