@@ -229,3 +229,124 @@ def test_the_bank_is_answered_in_xml(xsim: ProviderSimulator) -> None:
     assert (root.findtext("Body/ReturnCode"), root.findtext("Body/ReturnMsg")) == ("0000", "成功")
     _, _, refused = xsim.bank_adapter("ccb").ack(False, "bad_signature")
     assert SafeET.fromstring(refused).findtext("Body/ReturnCode") == "9999"
+
+
+# ------------------------------------------------------------------- our requests and the bank's answers
+def _sent(xsim: ProviderSimulator, code: str, request) -> tuple[int, dict, bytes]:
+    """``request`` sent to the simulated bank's HTTP side; (status, headers, body) of its answer."""
+    import asyncio
+
+    import httpx
+
+    async def go():
+        transport = httpx.ASGITransport(app=xsim.asgi_app())
+        async with httpx.AsyncClient(transport=transport) as http:
+            r = await http.request(
+                request.method, request.url(f"http://sim.test/bank/{code}"), headers=request.headers,
+                content=request.body,
+            )  # fmt: skip
+            return r.status_code, r.headers, r.content
+
+    return asyncio.run(go())
+
+
+def _head_and_body(raw: bytes) -> tuple[dict, bytes, str]:
+    head = {el.tag: el.text for el in SafeET.fromstring(raw).find("Head")}
+    body = raw[raw.index(b"<Body>") : raw.index(b"</Body>") + len(b"</Body>")]
+    signature = SafeET.fromstring(raw).findtext("Signature")
+    return head, body, signature
+
+
+@pytest.mark.parametrize("code", ["ccb", "abc"])
+def test_our_xml_requests_verify_with_the_independent_peers(xsim: ProviderSimulator, code: str) -> None:
+    """A query request to an XML bank is an XML Message signed with our key over its body's bytes: checked
+    with cryptography (RSA2) and pysmx (SM2), not with the project's verifier."""
+    request = xsim.bank_adapter(code).build_query_request(order_no="P202611230000000888", now=NOW)
+    assert request.headers["Content-Type"].startswith("application/xml")
+    head, body, signature = _head_and_body(request.body)
+    assert (head["TxCode"], head["BankCode"], head["KeyId"]) == (
+        "QUERY_REQUEST",
+        code,
+        f"{code.upper()}-MER-01",
+    )
+    assert b"<OrderNo>P202611230000000888</OrderNo>" in body
+    signed = _signing_string(code, head["TxCode"], head["TxTime"], head["Nonce"], body)
+    merchant = xsim.keys.banks[code]["merchant_private"]
+    if code == "ccb":
+        public = load_rsa_private_key(merchant).public_key()
+        public.verify(base64.b64decode(signature), signed, padding.PKCS1v15(), hashes.SHA256())
+    else:
+        r, s = sm2.decode_signature(base64.b64decode(signature))
+        public_hex = sm2.public_key_of(merchant)[2:]
+        assert pysmx_sm2.Verify(f"{r:064x}{s:064x}", signed, public_hex, 64, uid=UID)
+        assert not pysmx_sm2.Verify(f"{r:064x}{s:064x}", signed + b" ", public_hex, 64, uid=UID)
+
+
+@pytest.mark.parametrize("code", ["ccb", "abc"])
+def test_pay_query_refund_and_statement_round_trips_in_xml(xsim: ProviderSimulator, code: str) -> None:
+    from payment.adapters.providers.base import QueryRequest, RefundTarget
+
+    adapter, order_no = xsim.bank_adapter(code), f"P2026112300000{code}01"
+    pay = adapter.build_order_request(
+        order_no=order_no,
+        amount_fen=12_345,
+        description="户号 1234567890 缴费",
+        notify_url="http://x/cb",
+        now=NOW,
+    )
+    assert pay["body"].startswith("<?xml") and "<Amount>123.45</Amount>" in pay["body"]
+    status, _, body = _sent(
+        xsim, code, QueryRequest("POST", pay["path"], pay["headers"], pay["body"].encode())
+    )
+    assert (
+        status == 200
+        and b"<TxCode>PAY_RESPONSE</TxCode>" in body
+        and b"<ReturnCode>0000</ReturnCode>" in body
+    )
+    assert xsim.orders[(f"bank:{code}", order_no)].amount_fen == 12_345  # the bank read 123.45 yuan exactly
+    paid = xsim.bank_callback(code, order_no, 12_345, now=NOW)
+    serial = adapter.verify_callback(headers=paid.headers, body=paid.body, now=NOW).provider_txn_id
+
+    status, headers, body = _sent(xsim, code, adapter.build_query_request(order_no=order_no, now=NOW))
+    assert status == 200 and body.startswith(b"<?xml") and b"<TxCode>QUERY_RESPONSE</TxCode>" in body
+    answer = adapter.parse_query_response(
+        status_code=status, headers=headers, body=body, order_no=order_no, now=NOW
+    )
+    assert (answer.status, answer.amount_fen, answer.provider_txn_id) == ("succeeded", 12_345, serial)
+    forged = body.replace(b"<Amount>123.45</Amount>", b"<Amount>1234.50</Amount>")
+    assert forged != body
+    with pytest.raises(CallbackRejected):
+        adapter.parse_query_response(
+            status_code=200, headers=headers, body=forged, order_no=order_no, now=NOW
+        )
+
+    target = RefundTarget(f"R{order_no}", order_no, serial, 2_000, 12_345, "多缴退费", "http://x/cb")
+    status, headers, body = _sent(xsim, code, adapter.build_refund_request(target, now=NOW))
+    assert b"<TxCode>REFUND_RESPONSE</TxCode>" in body
+    refund = adapter.parse_refund_response(
+        status_code=status, headers=headers, body=body, refund_no=target.refund_no, now=NOW
+    )
+    assert refund.status == "accepted" and refund.provider_refund_id
+    assert xsim.refunds[(f"bank:{code}", target.refund_no)] == (
+        order_no,
+        2_000,
+    )  # RefundAmount 20.00 read exactly
+
+    day = (NOW - timedelta(days=1)).date()
+    status, headers, body = _sent(xsim, code, adapter.build_statement_request(day=day, now=NOW))
+    statement = adapter.parse_statement_response(
+        status_code=status, headers=headers, body=body, day=day, now=NOW
+    )
+    assert (
+        statement.status == "ready"
+        and adapter.statement_file(statement, statement.content or b"") is not None
+    )
+
+
+def test_a_request_the_bank_cannot_verify_is_refused_there(xsim: ProviderSimulator) -> None:
+    request = xsim.bank_adapter("ccb").build_query_request(order_no="P202611230000000999", now=NOW)
+    tampered = type(request)(
+        request.method, request.path, request.headers, request.body.replace(b"0999<", b"0998<")
+    )
+    assert _sent(xsim, "ccb", tampered)[0] == 401
+    assert _sent(xsim, "ccb", request)[0] == 200

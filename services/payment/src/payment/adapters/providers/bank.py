@@ -76,7 +76,6 @@ from payment.adapters.providers.base import (
     rsa_sha256_verify,
     shanghai_time,
     to_shanghai,
-    yuan_to_fen,
 )
 
 SignType = Literal["RSA2", "SM2"]
@@ -248,9 +247,16 @@ class BankDirectAdapter:
         return self._notice(data, nonce, signed_at)
 
     def _verify_xml_callback(self, body: bytes, now: datetime) -> CallbackNotice:
-        """The XML message (:mod:`.bankxml`): head checks, the signature over the raw body bytes, the
-        window, then the notice read from the signed bytes."""
-        message = bankxml.parse_message(body)
+        data, nonce, signed_at = self._xml_verified(body, now)
+        data.setdefault("currency", "CNY")
+        self._check_body(data)
+        return self._notice(data, nonce, signed_at)
+
+    def _xml_verified(self, raw: bytes, now: datetime) -> tuple[dict[str, Any], str, datetime]:
+        """An XML message from the bank (:mod:`.bankxml`): head checks, the signature over the raw body
+        bytes, the window; then (the message as its JSON fields, the nonce, when it was signed), read from
+        the signed bytes."""
+        message = bankxml.parse_message(raw)
         head = {k: message.head.get(k, "") for k in bankxml.HEAD_FIELDS}
         if head["BankCode"] != self.bank_code:
             raise CallbackRejected("wrong_recipient", "bank code")
@@ -266,24 +272,17 @@ class BankDirectAdapter:
         self._verifier.check(head["KeyId"], signed, message.signature)
         signed_at = shanghai_time(head["TxTime"], TIME_FORMAT)
         check_window(signed_at, now, self.window)
-        b = message.body
-        data: dict[str, Any] = {
-            "format": "XML",
-            "msg_type": head["TxCode"],
-            "bank_code": self.bank_code,
-            "merchant_no": b.get("MerchantNo"),
-            "order_no": b.get("OrderNo"),
-            "bank_serial_no": b.get("BankSerialNo"),
-            "amount_fen": yuan_to_fen(b.get("Amount", "")),
-            "currency": b.get("Currency") or "CNY",
-            "status": b.get("Status", ""),
-            "paid_time": b.get("PaidTime", ""),
-            "payer_account_masked": b.get("PayerAccount", ""),
-        }
-        if b.get("RefundNo"):
-            data["refund_no"] = b["RefundNo"]
+        return bankxml.from_body(head, message.body), head["Nonce"], signed_at
+
+    def _answer(self, headers: Mapping[str, str], body: bytes, now: datetime) -> dict[str, Any]:
+        """The bank's answer to one of our requests, verified, as its JSON fields (either format)."""
+        if self.message_format == "XML":
+            data = self._xml_verified(body, now)[0]
+        else:
+            self._verifier.verify(headers, body, bank_code=self.bank_code, now=now, window=self.window)
+            data = json_object(body)
         self._check_body(data)
-        return self._notice(data, head["Nonce"], signed_at)
+        return data
 
     def _notice(self, data: dict[str, Any], nonce: str, signed_at: datetime) -> CallbackNotice:
         msg_type, state = data.get("msg_type"), _str(data, "status")
@@ -326,13 +325,27 @@ class BankDirectAdapter:
         return 200, "application/json", json.dumps(body, ensure_ascii=False).encode()
 
     def _signed(self, path: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        """A request to the bank signed with our key: JSON with signed headers, or an XML Message."""
+        if self.message_format == "XML":
+            head = {
+                "TxCode": payload["msg_type"],
+                "BankCode": self.bank_code,
+                "TxTime": to_shanghai(now, TIME_FORMAT),
+                "Nonce": secrets.token_hex(16),
+                "KeyId": self._signer.key_id,
+                "SignType": self.sign_type,
+            }
+            body = bankxml.build_message(head, bankxml.to_body(payload), self._signer.sign)
+            headers = {"Content-Type": "application/xml; charset=UTF-8"}
+        else:
+            body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+            headers = self._signer.headers(self.bank_code, body, now=now)
         return {
             "provider": self.name,
             "method": "POST",
             "url": self.base_url + path,
             "path": path,
-            "headers": self._signer.headers(self.bank_code, body, now=now),
+            "headers": headers,
             "body": body.decode(),
         }
 
@@ -370,9 +383,7 @@ class BankDirectAdapter:
     ) -> QueryAnswer:
         if status_code != 200:
             raise CallbackRejected("malformed", f"HTTP {status_code}")
-        self._verifier.verify(headers, body, bank_code=self.bank_code, now=now, window=self.window)
-        data = json_object(body)
-        self._check_body(data)
+        data = self._answer(headers, body, now)
         if data.get("msg_type") != "QUERY_RESPONSE" or data.get("order_no") != order_no:
             raise CallbackRejected("malformed", "not the answer to this query")
         if data.get("result") == "NOT_FOUND":
@@ -418,9 +429,7 @@ class BankDirectAdapter:
     ) -> RefundAnswer:
         if status_code != 200:
             raise CallbackRejected("malformed", f"HTTP {status_code}")
-        self._verifier.verify(headers, body, bank_code=self.bank_code, now=now, window=self.window)
-        data = json_object(body)
-        self._check_body(data)
+        data = self._answer(headers, body, now)
         if data.get("msg_type") != "REFUND_RESPONSE" or data.get("refund_no") != refund_no:
             raise CallbackRejected("malformed", "not the answer to this refund")
         code, message = _str(data, "return_code"), str(data.get("return_msg") or "")
@@ -451,9 +460,7 @@ class BankDirectAdapter:
         """The signed answer carries the file (base64) and its SHA-256; return code 1001: not made yet."""
         if status_code != 200:
             raise CallbackRejected("malformed", f"HTTP {status_code}")
-        self._verifier.verify(headers, body, bank_code=self.bank_code, now=now, window=self.window)
-        data = json_object(body)
-        self._check_body(data)
+        data = self._answer(headers, body, now)
         if data.get("msg_type") != "STATEMENT_RESPONSE" or data.get("bill_date") != f"{day:%Y%m%d}":
             raise CallbackRejected("malformed", "not the answer to this statement request")
         code = _str(data, "return_code")

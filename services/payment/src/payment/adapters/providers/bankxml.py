@@ -1,6 +1,7 @@
-"""Bank direct-connect (银企直连) XML messages: the bank's signed payment / refund notification as XML, and
-our XML acknowledgement. Used by :class:`~payment.adapters.providers.bank.BankDirectAdapter` for a bank
-configured with ``message_format="XML"``.
+"""Bank direct-connect (银企直连) XML messages: the bank's signed payment / refund notification as XML, our
+XML acknowledgement, and every request and answer between us and an XML bank (pay, query, refund,
+statement), all in one signed layout. Used by :class:`~payment.adapters.providers.bank.BankDirectAdapter`
+for a bank configured with ``message_format="XML"``.
 
 **Message** (``POST``, ``Content-Type: application/xml``, declared encoding ``UTF-8``, ``GBK`` or
 ``GB18030``)::
@@ -29,6 +30,12 @@ configured with ``message_format="XML"``.
       <Signature>base64</Signature>
     </Message>
 
+**Requests and answers** use the same Message, Head and signature, ours signed with our key
+(``TxCode`` ``PAY_REQUEST`` / ``QUERY_REQUEST`` / ``REFUND_REQUEST`` / ``STATEMENT_REQUEST``, the bank's
+answers ``QUERY_RESPONSE`` / ``REFUND_RESPONSE`` / ``STATEMENT_RESPONSE``); their body elements are the JSON
+messages' fields by :data:`TAGS` (``refund_amount_fen`` is ``<RefundAmount>`` in yuan, like ``<Amount>``).
+:func:`to_body` / :func:`from_body` convert between the two, so one set of rules reads either format.
+
 **Signature** (RSA2 = RSA-SHA256 PKCS#1 v1.5, SM2 = SM2-with-SM3 DER, as the JSON messages) over
 ``BankCode + "\\n" + TxCode + "\\n" + TxTime + "\\n" + Nonce + "\\n" + <Body>…</Body> + "\\n"``, where
 the body part is the **exact bytes the bank sent** from ``<Body>`` to ``</Body>`` (in the declared
@@ -55,22 +62,38 @@ from xml.sax.saxutils import escape
 from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
-from payment.adapters.providers.base import CallbackRejected
+from payment.adapters.providers.base import CallbackRejected, fen_to_yuan, yuan_to_fen
 
 MAX_BYTES = 64 * 1024
 HEAD_FIELDS = ("TxCode", "BankCode", "TxTime", "Nonce", "KeyId", "SignType")
-BODY_FIELDS = (
-    "MerchantNo",
-    "OrderNo",
-    "BankSerialNo",
-    "Amount",
-    "Currency",
-    "Status",
-    "PaidTime",
-    "PayerAccount",
-    "FailReason",
-    "RefundNo",
-)
+# A JSON message's field -> its XML body element (msg_type and bank_code are the head's TxCode, BankCode).
+TAGS = {
+    "merchant_no": "MerchantNo",
+    "order_no": "OrderNo",
+    "bank_serial_no": "BankSerialNo",
+    "currency": "Currency",
+    "status": "Status",
+    "paid_time": "PaidTime",
+    "payer_account_masked": "PayerAccount",
+    "fail_reason": "FailReason",
+    "refund_no": "RefundNo",
+    "description": "Description",
+    "notify_url": "NotifyUrl",
+    "request_time": "RequestTime",
+    "reason": "Reason",
+    "result": "Result",
+    "return_code": "ReturnCode",
+    "return_msg": "ReturnMsg",
+    "bank_refund_serial_no": "BankRefundSerialNo",
+    "bill_date": "BillDate",
+    "file_name": "FileName",
+    "file_sha256": "FileSha256",
+    "file_content": "FileContent",
+}
+MONEY_TAGS = {"amount_fen": "Amount", "refund_amount_fen": "RefundAmount"}  # fen in JSON, yuan in XML
+BODY_FIELDS = (*TAGS.values(), *MONEY_TAGS.values())
+_FIELDS = {tag: key for key, tag in TAGS.items()}
+_MONEY_FIELDS = {tag: key for key, tag in MONEY_TAGS.items()}
 _ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "gbk": "gbk", "gb2312": "gbk", "gb18030": "gb18030"}
 _PROLOG = re.compile(r"\A<\?xml[^>]*\?>")
 _DECLARATION = re.compile(rb"""\A<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9_-]+)["']""")
@@ -173,6 +196,32 @@ def build_message(
         + body_bytes
         + f"<Signature>{signature}</Signature></Message>".encode(codec)
     )
+
+
+def to_body(payload: dict) -> dict[str, str]:
+    """A JSON message's fields as the XML body's elements (``msg_type`` and ``bank_code`` go to the head)."""
+    body: dict[str, str] = {}
+    for key, value in payload.items():
+        if key in ("msg_type", "bank_code"):
+            continue
+        if key in MONEY_TAGS:
+            body[MONEY_TAGS[key]] = fen_to_yuan(value)
+        elif key in TAGS:
+            body[TAGS[key]] = str(value)
+        else:
+            raise ValueError(f"no XML element for the field {key!r}")
+    return body
+
+
+def from_body(head: dict[str, str], body: dict[str, str]) -> dict:
+    """An XML message read back as the JSON message it stands for (amounts in fen, exactly)."""
+    data: dict = {"format": "XML", "msg_type": head.get("TxCode", ""), "bank_code": head.get("BankCode", "")}
+    for tag, value in body.items():
+        if tag in _MONEY_FIELDS:
+            data[_MONEY_FIELDS[tag]] = yuan_to_fen(value)
+        else:
+            data[_FIELDS[tag]] = value
+    return data
 
 
 def ack(bank_code: str, ok: bool, message: str = "") -> bytes:

@@ -85,6 +85,7 @@ from payment.adapters.providers.base import (
     DEFAULT_WINDOW,
     SHANGHAI,
     CallbackRejected,
+    check_window,
     fen_to_yuan,
     load_rsa_private_key,
     private_pem,
@@ -92,6 +93,7 @@ from payment.adapters.providers.base import (
     require_aware,
     rsa_sha256_sign,
     rsa_sha256_verify,
+    shanghai_time,
     to_shanghai,
     yuan_to_fen,
 )
@@ -657,9 +659,10 @@ class ProviderSimulator:
         return SimCallback(f"bank:{bank_code}", order_no, f"/callbacks/bank/{bank_code}", headers, body)
 
     def _bank_xml(
-        self, code: str, payload: dict[str, Any], now: datetime, nonce: str | None, *, encoding: str
+        self, code: str, payload: dict[str, Any], now: datetime, nonce: str | None, *, encoding: str = "UTF-8"
     ) -> bytes:
-        """The notification as an XML bank sends it (:mod:`.bankxml`), signed over its body's bytes."""
+        """A message as an XML bank sends it (:mod:`.bankxml`: a notification or an answer), signed over its
+        body's bytes; ``payload`` is the JSON message it stands for (an empty ``fail_reason`` left out)."""
         signer = self._bank_signers[code]
         head = {
             "TxCode": payload["msg_type"],
@@ -669,21 +672,43 @@ class ProviderSimulator:
             "KeyId": signer.key_id,
             "SignType": signer.sign_type,
         }
-        body = {
-            "MerchantNo": payload["merchant_no"],
-            "OrderNo": payload["order_no"],
-            "BankSerialNo": payload["bank_serial_no"],
-            "Amount": fen_to_yuan(payload["amount_fen"]),
-            "Currency": payload["currency"],
-            "Status": payload["status"],
-            "PaidTime": payload["paid_time"],
-            "PayerAccount": payload["payer_account_masked"],
-        }
-        if payload.get("fail_reason"):
-            body["FailReason"] = payload["fail_reason"]
-        if payload.get("refund_no"):
-            body["RefundNo"] = payload["refund_no"]
-        return bankxml.build_message(head, body, signer.sign, encoding=encoding)
+        fields = {k: v for k, v in payload.items() if k != "fail_reason" or v}
+        return bankxml.build_message(head, bankxml.to_body(fields), signer.sign, encoding=encoding)
+
+    def _bank_answer(
+        self, code: str, payload: dict[str, Any], now: datetime
+    ) -> tuple[int, dict[str, str], bytes]:
+        """The bank's signed answer to one of our requests, in the bank's format."""
+        if self.bank_format(code) == "XML":
+            body = self._bank_xml(code, payload, now, None)
+            return 200, {"Content-Type": "application/xml; charset=UTF-8"}, body
+        body = _compact(payload)
+        return 200, self._bank_signers[code].headers(code, body, now=now), body
+
+    def _bank_request(self, code: str, headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
+        """Our request to bank ``code`` as its JSON fields, if it verifies with our (the merchant's) key
+        within the window; None if not."""
+        verifier, now = self._merchant_verifiers[code], self._now(None)
+        try:
+            if self.bank_format(code) != "XML":
+                verifier.verify(headers, body, bank_code=code, now=now, window=DEFAULT_WINDOW)
+                return json.loads(body)
+            message = bankxml.parse_message(body)
+            head = message.head
+            if head.get("BankCode") != code:
+                return None
+            signed = bankxml.message_to_sign(
+                code,
+                head.get("TxCode", ""),
+                head.get("TxTime", ""),
+                head.get("Nonce", ""),
+                message.body_bytes,
+            )
+            verifier.check(head.get("KeyId", ""), signed, message.signature)
+            check_window(shanghai_time(head.get("TxTime", ""), "%Y%m%d%H%M%S"), now, DEFAULT_WINDOW)
+            return bankxml.from_body(head, message.body)
+        except CallbackRejected:
+            return None
 
     def callback(
         self,
@@ -776,8 +801,7 @@ class ProviderSimulator:
                     "amount_fen": order.amount_fen,
                     "paid_time": to_shanghai(order.paid_at, "%Y%m%d%H%M%S") if order.paid_at else "",
                 }
-            body = _compact(payload)
-            return 200, self._bank_signers[code].headers(code, body, now=now), body
+            return self._bank_answer(code, payload, now)
         raise ValueError(f"unknown provider {provider!r}")
 
     # ---------------------------------------------------------------------------------- refunds
@@ -1114,35 +1138,26 @@ class ProviderSimulator:
 
         async def bank_api(request: Request) -> Response:
             code, body = request.path_params["code"], await request.body()
-            verifier = self._merchant_verifiers.get(code)
-            if verifier is None:
+            if code not in self._merchant_verifiers:
                 return Response(status_code=404)
-            try:
-                verifier.verify(
-                    request.headers, body, bank_code=code, now=self._now(None), window=DEFAULT_WINDOW
-                )
-            except CallbackRejected:
+            data = self._bank_request(code, request.headers, body)
+            if data is None:
                 return Response(status_code=401)
-            data = json.loads(body)
             if request.path_params["op"] == "statement":
                 day = datetime.strptime(data["bill_date"], "%Y%m%d").date()  # noqa: DTZ007 - a date
                 content = self.statement_download(f"bank:{code}", day)
-                answer = _compact(
-                    {
-                        "msg_type": "STATEMENT_RESPONSE",
-                        "bank_code": code,
-                        "merchant_no": self.merchant_no,
-                        "bill_date": data["bill_date"],
-                        "return_code": "1001" if content is None else "0000",
-                        "return_msg": "对账文件未生成" if content is None else "成功",
-                        "file_name": f"{code.upper()}_{self.merchant_no}_{data['bill_date']}.csv",
-                        "file_sha256": hashlib.sha256(content or b"").hexdigest(),
-                        "file_content": base64.b64encode(content or b"").decode("ascii"),
-                    }
-                )
-                return respond(
-                    (200, self._bank_signers[code].headers(code, answer, now=self._now(None)), answer)
-                )
+                answer = {
+                    "msg_type": "STATEMENT_RESPONSE",
+                    "bank_code": code,
+                    "merchant_no": self.merchant_no,
+                    "bill_date": data["bill_date"],
+                    "return_code": "1001" if content is None else "0000",
+                    "return_msg": "对账文件未生成" if content is None else "成功",
+                    "file_name": f"{code.upper()}_{self.merchant_no}_{data['bill_date']}.csv",
+                    "file_sha256": hashlib.sha256(content or b"").hexdigest(),
+                    "file_content": base64.b64encode(content or b"").decode("ascii"),
+                }
+                return respond(self._bank_answer(code, answer, self._now(None)))
             if request.path_params["op"] == "refund":
                 outcome, _reason = self.refund(
                     f"bank:{code}",
@@ -1153,28 +1168,27 @@ class ProviderSimulator:
                     now=self._now(None),
                 )
                 return_code = {"accepted": "0000", "retry": "9000"}.get(outcome, "2002")
-                answer = _compact(
-                    {
-                        "msg_type": "REFUND_RESPONSE",
-                        "bank_code": code,
-                        "merchant_no": self.merchant_no,
-                        "refund_no": data["refund_no"],
-                        "return_code": return_code,
-                        "return_msg": {"0000": "受理成功", "9000": "系统繁忙"}.get(return_code, "不可退款"),
-                        "bank_refund_serial_no": f"RF{self._next():012d}" if outcome == "accepted" else "",
-                    }
-                )
-                return respond(
-                    (200, self._bank_signers[code].headers(code, answer, now=self._now(None)), answer)
-                )
+                answer = {
+                    "msg_type": "REFUND_RESPONSE",
+                    "bank_code": code,
+                    "merchant_no": self.merchant_no,
+                    "refund_no": data["refund_no"],
+                    "return_code": return_code,
+                    "return_msg": {"0000": "受理成功", "9000": "系统繁忙"}.get(return_code, "不可退款"),
+                    "bank_refund_serial_no": f"RF{self._next():012d}" if outcome == "accepted" else "",
+                }
+                return respond(self._bank_answer(code, answer, self._now(None)))
             if request.path_params["op"] == "pay":
                 self.register_order(f"bank:{code}", data["order_no"], data["amount_fen"])
-                answer = _compact(
-                    {"return_code": "0000", "return_msg": "受理成功", "order_no": data["order_no"]}
-                )
-                return respond(
-                    (200, self._bank_signers[code].headers(code, answer, now=self._now(None)), answer)
-                )
+                answer = {
+                    "msg_type": "PAY_RESPONSE",
+                    "bank_code": code,
+                    "merchant_no": self.merchant_no,
+                    "order_no": data["order_no"],
+                    "return_code": "0000",
+                    "return_msg": "受理成功",
+                }
+                return respond(self._bank_answer(code, answer, self._now(None)))
             return respond(self.query(f"bank:{code}", data["order_no"]))
 
         return Starlette(
