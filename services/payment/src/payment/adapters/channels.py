@@ -8,7 +8,16 @@ from datetime import datetime
 from typing import Any
 
 from payment.adapters.orm import PaymentOrder
+from payment.adapters.providers.base import QueryRequest
 from utilis_shared.errors import NotFound
+
+
+async def send(http, request: QueryRequest, base_url: str, **options: Any):
+    """Send a signed request the adapters built (a query, a refund, a statement or its download) to the
+    provider whose API is at ``base_url``; the ``httpx`` response. ``options``: e.g. ``timeout``."""
+    return await http.request(
+        request.method, request.url(base_url), headers=request.headers, content=request.body, **options
+    )
 
 
 class UnknownProvider(NotFound):

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from payment import metrics as payment_metrics
-from payment.adapters.channels import Channels
+from payment.adapters.channels import Channels, send
 from payment.adapters.orm import PaymentOrder
 from payment.adapters.providers.base import CallbackRejected
 from payment.service_layer import orders
@@ -92,9 +92,7 @@ async def _ask(channels: Channels, http, settings: Settings, provider: str, orde
         return None
     adapter = channels.adapter(provider)
     request = adapter.build_query_request(order_no=order_no, now=now)
-    response = await http.request(
-        request.method, request.url(base_url), headers=request.headers, content=request.body
-    )
+    response = await send(http, request, base_url)
     return adapter.parse_query_response(
         status_code=response.status_code,
         headers=response.headers,

@@ -28,7 +28,7 @@ import httpx
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from payment.adapters.channels import Channels
+from payment.adapters.channels import Channels, send
 from payment.adapters.orm import PaymentOrder, Refund, RefundCase
 from payment.adapters.providers.base import CallbackRejected, RefundAnswer, RefundTarget
 from payment.events import RefundFailed, catalog
@@ -113,13 +113,7 @@ async def send_refund(
         attempts += 1
         request = adapter.build_refund_request(target, now=now)
         try:
-            response = await http.request(
-                request.method,
-                request.url(base_url),
-                headers=request.headers,
-                content=request.body,
-                timeout=settings.provider_request_timeout_seconds,
-            )
+            response = await send(http, request, base_url, timeout=settings.provider_request_timeout_seconds)
             answer = adapter.parse_refund_response(
                 status_code=response.status_code,
                 headers=response.headers,

@@ -27,7 +27,7 @@ import httpx
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from payment import metrics as payment_metrics
-from payment.adapters.channels import Channels
+from payment.adapters.channels import Channels, send
 from payment.adapters.providers.base import CallbackRejected
 from payment.domain.statements import is_statement_provider
 from payment.service_layer import reconciliation as rec
@@ -70,9 +70,7 @@ async def download_statement(
         )
     adapter = channels.adapter(provider)
     request = adapter.build_statement_request(day=day, now=now)
-    response = await http.request(
-        request.method, request.url(base_url), headers=request.headers, content=request.body
-    )
+    response = await send(http, request, base_url)
     answer = adapter.parse_statement_response(
         status_code=response.status_code, headers=response.headers, body=response.content, day=day, now=now
     )
@@ -81,7 +79,7 @@ async def download_statement(
     data = answer.content
     if data is None:
         download = answer.download
-        got = await http.request(download.method, download.url(base_url), headers=download.headers)
+        got = await send(http, download, base_url)
         if got.status_code != 200:
             raise CallbackRejected("malformed", f"the statement download answered HTTP {got.status_code}")
         data = got.content
