@@ -199,6 +199,33 @@ def test_secrets_are_references_only(objects):
                         assert "secretKeyRef" in env["valueFrom"], (o["metadata"]["name"], name)
 
 
+def test_secret_files_and_shared_volumes_are_mounted_into_the_services_pods():
+    """payment's providers file (a Secret, read-only) and its withholding exchange directory (a claim,
+    read-write) reach every process of the service, and no other service's pods."""
+    payment = {
+        "secretFiles": [{"secretName": "payment-providers", "mountPath": "/etc/utilis/providers"}],
+        "sharedVolumes": [{"claimName": "withholding-exchange", "mountPath": "/var/lib/utilis/withholding"}],
+    }
+    objects = [m.obj for m in dc.render("default", {"services": {"payment": payment}})]
+    assert dc.validate(tuple(dc.render("default", {"services": {"payment": payment}}))) == []
+    deployments = of_kind(objects, "Deployment")
+    scheduler = next(d for name, d in deployments.items() if name.endswith("payment-scheduler"))
+    pod = scheduler["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["secret-file-0"]["secret"]["secretName"] == "payment-providers"
+    assert volumes["shared-volume-0"]["persistentVolumeClaim"]["claimName"] == "withholding-exchange"
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["secret-file-0"] == {
+        "name": "secret-file-0",
+        "mountPath": "/etc/utilis/providers",
+        "readOnly": True,
+    }
+    assert mounts["shared-volume-0"]["mountPath"] == "/var/lib/utilis/withholding"
+    assert not mounts["shared-volume-0"].get("readOnly")
+    billing = next(d for name, d in deployments.items() if name.endswith("metering-and-billing-api"))
+    assert not {v["name"] for v in billing["spec"]["template"]["spec"]["volumes"]} & set(volumes) - {"tmp"}
+
+
 def test_settings_names_are_the_services_real_settings(platform, objects):
     """Every UTILIS_* variable the chart sets is a field of the service's Settings (a typo would be ignored
     by pydantic-settings and the service would run on its default)."""

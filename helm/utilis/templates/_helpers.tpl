@@ -157,6 +157,11 @@ volumes:
       secretName: {{ $f.secretName }}
       defaultMode: 0440
 {{- end }}
+{{- range $i, $v := (.svc.sharedVolumes | default list) }}
+  - name: shared-volume-{{ $i }}
+    persistentVolumeClaim:
+      claimName: {{ $v.claimName }}
+{{- end }}
 {{- end -}}
 
 {{/* The container-level pieces every container of the chart shares (env, security, mounts). The settings
@@ -186,6 +191,10 @@ volumeMounts:
   - name: secret-file-{{ $i }}
     mountPath: {{ $f.mountPath }}
     readOnly: true
+{{- end }}
+{{- range $i, $v := (.svc.sharedVolumes | default list) }}
+  - name: shared-volume-{{ $i }}
+    mountPath: {{ $v.mountPath }}
 {{- end }}
 {{- end -}}
 

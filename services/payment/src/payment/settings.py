@@ -49,6 +49,13 @@ class Settings(ServiceSettings):
         default_factory=lambda: {code: "M000000001" for code in ("icbc", "boc", "ccb", "abc")}
     )
     withholding_result_days: int = 7
+    # The scheduler's withholding run (service_layer/withholding_exchange.py): the directory shared with the
+    # banks' file transfer (<dir>/<bank>/out: request files, <dir>/<bank>/in: result files; unset: staff
+    # exchange files through the API or CLI), the days of the month a batch is made for every bank, and
+    # from what time of that day (Asia/Shanghai).
+    withholding_exchange_dir: str | None = None
+    withholding_days: list[int] = Field(default_factory=lambda: [5, 20])
+    withholding_run_after: time = time(8, 0)
     # Providers' daily statements fetched by the scheduler (service_layer/statement_fetch.py): from this
     # time of the business day (Asia/Shanghai; providers make the previous day's files in the morning),
     # yesterday back this many days that have no reconciliation run yet; a day not ready or failed is asked

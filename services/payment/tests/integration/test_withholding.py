@@ -456,3 +456,69 @@ async def test_the_cli_makes_the_batch_simulates_the_bank_and_applies_the_result
     assert (
         refused.exit_code == 1 and json.loads(refused.stderr)["code"] == "withholding_result_already_applied"
     )
+
+
+async def test_the_scheduler_makes_each_banks_batch_hands_its_file_over_and_applies_the_result(
+    settings, session_factory, client, auth, simulator, tmp_path
+) -> None:
+    """代扣 without people: on a withholding day the scheduler's job writes each bank's request file into
+    the exchange directory (once), applies every result file the bank's transfer brings back (once), and
+    puts a file it refuses aside with its reason."""
+    from datetime import time
+
+    from payment.service_layer.withholding_exchange import exchange
+    from utilis_shared.timeutil import BUSINESS_TZ, utcnow
+
+    bank = a_bank(settings)
+    owed = {account_no(): 8_800 + 11 * i for i in range(3)}
+    for no, amount in owed.items():
+        await billing_reports(session_factory, settings, no, owed=amount)
+        assert (await sign(client, auth, no, bank, card())).status_code == 201
+    now = utcnow()
+    today = now.astimezone(BUSINESS_TZ)
+    job = settings.model_copy(
+        update={
+            "withholding_banks": {bank: "M000000001"},  # this test's bank only
+            "withholding_exchange_dir": str(tmp_path),
+            "withholding_days": [today.day],
+            "withholding_run_after": time(0, 0),
+        }
+    )
+    other_day = job.model_copy(update={"withholding_days": [today.day % 28 + 1]})
+    nothing = await exchange(session_factory, other_day, now=now)
+    assert (nothing.batches_written, nothing.results_applied) == (0, 0)
+    assert not (tmp_path / bank).exists()
+
+    first = await exchange(session_factory, job, now=now)
+    assert first.batches_written == 1
+    (request_path,) = (tmp_path / bank / "out").glob("*.csv")
+    assert request_path.name == f"W{today:%Y%m%d}{bank.upper()}.csv"
+    request = files.parse_request_file(request_path.read_bytes())
+    assert {i.account_no: i.amount_fen for i in request.items} == owed
+    assert not list((tmp_path / bank / "out").glob(".*"))  # no temporary file left behind
+    again = await exchange(session_factory, job, now=now)
+    assert again.batches_written == 0 and len(list((tmp_path / bank / "out").iterdir())) == 1
+
+    poor = sorted(owed)[0]
+    result = simulator.withholding_result(request_path.read_bytes(), failures={poor: "INSUFFICIENT_FUNDS"})
+    inbox = tmp_path / bank / "in"
+    inbox.mkdir()
+    (inbox / "result.csv").write_bytes(result)
+    (inbox / "garbage.csv").write_bytes(b"not,a,result\n")
+    applied = await exchange(session_factory, job, now=now)
+    assert (applied.results_applied, applied.results_rejected, applied.results_replayed) == (1, 1, 0)
+    assert not list(inbox.iterdir())
+    assert (tmp_path / bank / "processed" / "result.csv").read_bytes() == result
+    reason = (tmp_path / bank / "rejected" / "garbage.csv.reason.txt").read_text(encoding="utf-8")
+    assert reason.startswith("withholding_result_rejected:")
+    placed = await orders_of(session_factory, list(owed))
+    assert {no: o.status for no, o in placed.items()} == {
+        no: "failed" if no == poor else "succeeded" for no in owed
+    }
+
+    (inbox / "result.csv").write_bytes(result)  # the transfer brings the same file again
+    replayed = await exchange(session_factory, job, now=now)
+    assert (replayed.results_applied, replayed.results_replayed) == (0, 1)
+    assert len(list((tmp_path / bank / "processed").glob("result*.csv"))) == 2  # both kept
+    for no in owed:
+        assert await events_of(session_factory, no, "payment.payment.succeeded") == (0 if no == poor else 1)

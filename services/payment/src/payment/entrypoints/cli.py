@@ -327,21 +327,15 @@ def withholding_result(
     """Apply a bank's withholding result file to its batch: each success settled once, each failure closed
     with the bank's reason; the same file again changes nothing. Exit 1 when the file is refused (every
     line's error printed, nothing applied)."""
-    import csv
-
+    from payment.adapters.providers.withholding import batch_no_of
     from payment.api.withholding import batch_read
     from payment.service_layer import withholding
     from utilis_shared.timeutil import utcnow
 
     data = file.read_bytes()
+    batch = batch or batch_no_of(data)
     if batch is None:
-        try:
-            header = next(csv.reader(data.decode("utf-8").splitlines()))
-        except (UnicodeDecodeError, StopIteration):
-            header = []
-        if len(header) < 2 or header[0] != "H":
-            raise typer.BadParameter("the file has no header naming its batch: pass --batch")
-        batch = header[1]
+        raise typer.BadParameter("the file has no header naming its batch: pass --batch")
 
     async def work(uow, settings) -> dict:
         result = await withholding.apply_result(uow, batch_no=batch, data=data, by=f"cli:{by}", now=utcnow())

@@ -1,10 +1,12 @@
 """The ``scheduler`` process, every ``expiry_sweep_seconds``: pending orders past their expiry are asked
 about at their provider, then settled or closed (``service_layer/expiry.py``); approved refunds the
 provider has not accepted yet are sent (again) to it (``service_layer/refund_requests.py``); the providers'
-daily statements not reconciled yet are fetched and imported (``service_layer/statement_fetch.py``). Two
-replicas are safe: each order is settled or closed under its row lock, exactly once; a refund request sent
-twice is one refund at the provider (its refund number is the provider's idempotency key); a statement
-imported twice is one run."""
+daily statements not reconciled yet are fetched and imported (``service_layer/statement_fetch.py``); on
+withholding days each bank's batch is made and its request file handed to the banks' transfer, and the
+result files it brings back are applied (``service_layer/withholding_exchange.py``). Two replicas are
+safe: each order is settled or closed under its row lock, exactly once; a refund request sent twice is one
+refund at the provider (its refund number is the provider's idempotency key); a statement imported twice
+is one run; a bank's batch of a day is one batch, and a result file applied twice changes nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from payment.api.callbacks import channels_from_settings
 from payment.service_layer.expiry import sweep_expired
 from payment.service_layer.refund_requests import send_due_refunds
 from payment.service_layer.statement_fetch import StatementFetcher
+from payment.service_layer.withholding_exchange import exchange
 from payment.settings import Settings
 from utilis_shared.db import create_session_factory
 from utilis_shared.timeutil import utcnow
@@ -70,5 +73,11 @@ class Scheduler:
                     log.info("statements fetched", extra={"summary": str(fetched)})
             except Exception:
                 log.exception("statement fetch failed")
+            try:
+                exchanged = await exchange(self.session_factory, self.settings, now=utcnow())
+                if exchanged != type(exchanged)():
+                    log.info("withholding files exchanged", extra={"summary": str(exchanged)})
+            except Exception:
+                log.exception("withholding exchange failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.expiry_sweep_seconds)

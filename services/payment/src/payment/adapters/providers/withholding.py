@@ -115,6 +115,17 @@ def _read(data: bytes) -> list[list[str]]:
     return [row for row in csv.reader(io.StringIO(text)) if row]
 
 
+def batch_no_of(data: bytes) -> str | None:
+    """The batch a request or result file names in its header (``H,<batch_no>,…``); None if it has none."""
+    try:
+        rows = _read(data.split(b"\n", 1)[0])
+    except WithholdingFileRejected:
+        return None
+    if not rows or len(rows[0]) < 2 or rows[0][0] != "H" or not rows[0][1]:
+        return None
+    return rows[0][1]
+
+
 def build_request_file(
     batch_no: str, merchant_no: str, bank_code: str, items: Sequence[WithholdingItem], *, now: datetime
 ) -> tuple[WithholdingBatch, bytes]:
