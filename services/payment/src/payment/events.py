@@ -39,6 +39,7 @@ class PaymentSucceeded(_Order):
 @catalog.register("payment.payment.failed")
 class PaymentFailed(_Order):
     status: str  # failed
+    reason: str | None = None  # the provider's reason as it states it (a bank's code, WeChat's text)
 
 
 @catalog.register("payment.payment.closed")

@@ -226,3 +226,20 @@ async def test_an_xml_bank_is_answered_in_xml_and_its_gbk_notice_applied_once(
     r = await client.post(cb.path, content=xxe, headers={"Content-Type": "application/xml"})
     assert SafeET.fromstring(r.content).findtext("Body/ReturnCode") == "9999"
     assert b"root:" not in r.content
+
+
+@pytest.mark.parametrize("bank", ["icbc", "abc"])  # JSON and XML
+async def test_a_failed_bank_payment_is_failed_once_with_the_banks_reason(
+    bank, client, auth, session_factory, settings, simulator
+) -> None:
+    from .test_orders import event_data
+
+    order = await new_order(client, auth, session_factory, settings, simulator, f"bank:{bank}", 6_600)
+    cb = simulator.bank_callback(bank, order["order_no"], 6_600, status="FAILED")
+    answers = await asyncio.gather(
+        *(client.post(cb.path, content=cb.body, headers=cb.headers) for _ in range(2))
+    )
+    assert {a.status_code for a in answers} == {200}
+    assert await status_of(session_factory, order["order_no"]) == "failed"
+    failed = await event_data(session_factory, order["account_no"], "payment.payment.failed")
+    assert [(e["payment_id"], e["reason"]) for e in failed] == [(order["order_no"], "余额不足")]

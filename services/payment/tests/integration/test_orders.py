@@ -5,6 +5,7 @@ out of order; a success for a closed order opens one refund case; billing's even
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -68,6 +69,19 @@ async def events_of(session_factory, no: str, event_type: str) -> int:
             .select_from(outbox_messages)
             .where(outbox_messages.c.key == no, outbox_messages.c.event_type == event_type)
         )
+
+
+async def event_data(session_factory, no: str, event_type: str) -> list[dict]:
+    """The ``data`` of every ``event_type`` event keyed by ``no`` in the outbox, oldest first."""
+    async with session_factory() as s:
+        payloads = (
+            await s.execute(
+                select(outbox_messages.c.payload)
+                .where(outbox_messages.c.key == no, outbox_messages.c.event_type == event_type)
+                .order_by(outbox_messages.c.seq)
+            )
+        ).scalars()
+        return [json.loads(p)["data"] for p in payloads]
 
 
 async def test_a_dues_order_is_bounded_by_what_billing_reports_owed(

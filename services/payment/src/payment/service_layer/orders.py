@@ -197,6 +197,7 @@ class Notice:
     status: str  # succeeded | failed | closed
     paid_at: datetime | None
     raw: dict[str, Any]
+    failure_reason: str | None = None
 
     @classmethod
     def of(cls, verified: Any, *, paid_at: datetime | None = None) -> Notice:
@@ -210,6 +211,7 @@ class Notice:
             status=verified.status,
             paid_at=verified.paid_at or paid_at,
             raw=verified.raw,
+            failure_reason=getattr(verified, "failure_reason", None),
         )
 
 
@@ -271,7 +273,7 @@ def _move(uow: UnitOfWork, order: PaymentOrder, status: OrderStatus, notice: Not
         )
     elif status is OrderStatus.FAILED:
         order.closed_at = notice.paid_at
-        event = PaymentFailed(**_order_payload(order), status=order.status)
+        event = PaymentFailed(**_order_payload(order), status=order.status, reason=notice.failure_reason)
     else:
         order.closed_at = notice.paid_at
         event = PaymentClosed(**_order_payload(order), status=order.status, reason="provider_closed")

@@ -312,6 +312,7 @@ class BankDirectAdapter:
             nonce=nonce,
             timestamp=signed_at,
             raw=data,
+            failure_reason=(str(data.get("fail_reason") or state) if status == "failed" else None),
         )
 
     def ack(self, ok: bool, message: str = "") -> tuple[int, str, bytes]:

@@ -94,6 +94,7 @@ class CallbackNotice:
     nonce: str | None  # for replay protection by the caller (None when the scheme has none)
     timestamp: datetime | None  # the signed timestamp, aware UTC
     raw: dict[str, Any] = field(default_factory=dict)  # decrypted / parsed provider payload (audit)
+    failure_reason: str | None = None  # a failed payment: the provider's reason, as it states it
 
 
 @dataclass(frozen=True)

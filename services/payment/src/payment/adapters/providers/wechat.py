@@ -263,6 +263,7 @@ class WeChatPayAdapter:
             nonce=nonce,
             timestamp=signed_at,
             raw=data,
+            failure_reason=(str(data.get("trade_state_desc") or state) if status == "failed" else None),
         )
 
     def _refund_notice(self, data: dict[str, Any], nonce: str, signed_at: datetime) -> CallbackNotice:

@@ -267,6 +267,7 @@ def parse_result_file(
                     "bank_serial_no": serial,
                     "failure_reason": reason,
                 },
+                failure_reason=reason or None,
             )
         )
     trailer = rows[-1][1:]
