@@ -130,6 +130,15 @@ def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSessi
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))")
+
+
+async def advisory_lock(session: AsyncSession, key: str) -> None:
+    """Serialise the transactions that name the same ``key`` (a transaction-level advisory lock: released at
+    commit or rollback). For work that has no row to lock yet (the first batch of a day, a day's run)."""
+    await session.execute(_ADVISORY_LOCK, {"k": key})
+
+
 class UnitOfWork:
     """One business transaction: the rows it changes and the events it emits commit together or not at all.
 

@@ -230,6 +230,7 @@ POLICY = PolicyTable([
     RoutePolicy("payment",  "GET",   "/v1/reconciliation-cases/{case_id}",                    RECON_READERS),
     RoutePolicy("payment",  "POST",  "/v1/reconciliation-cases/{case_id}/resolution",         RECONCILERS),
     RoutePolicy("payment",  "GET",   "/v1/counter-shifts/{shift_id}/totals",                  RECONCILERS),
+    RoutePolicy("payment",  "POST",  "/v1/counter-shifts/{shift_id}/hand-over",               CLERKS),
     RoutePolicy("payment",  "GET",   "/v1/counter-totals",                                    SUPERVISORS),
     RoutePolicy("payment",  "POST",  "/v1/accounts/{account_no}/withholding-mandates",        FRONT_OFFICE),
     RoutePolicy("payment", "GET", "/v1/accounts/{account_no}/withholding-mandates", FRONT_OFFICE | RESIDENTS),

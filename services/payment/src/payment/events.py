@@ -213,6 +213,26 @@ class WithholdingItemFailed(BaseModel):
     failure_text: str  # what a resident reads (Simplified Chinese)
 
 
+# ---- the counter
+@catalog.register("payment.counter_shift.handed_over")
+class CounterShiftHandedOver(BaseModel):
+    """A cashier handed over a shift (交班): what the receipts say was taken, the cash counted and the
+    difference (negative: short). Keyed by the shift. A difference is for the supervisor (and, later, a
+    work order)."""
+
+    handover_id: str
+    shift_id: str
+    cashier: str
+    business_day: date
+    handed_over_at: datetime
+    receipts_count: int
+    cash_fen: int
+    pos_fen: int
+    unspecified_fen: int
+    counted_cash_fen: int
+    difference_fen: int
+
+
 # ---- reconciliation (对账)
 @catalog.register("payment.reconciliation.completed")
 class ReconciliationCompleted(BaseModel):

@@ -113,3 +113,76 @@ async def test_a_pos_receipt_needs_its_reference_and_a_receipt_is_recorded_once(
             .where(CounterReceiptRow.order_no == order.json()["order_no"])
         )
     assert rows == 1
+
+
+async def test_a_cashier_hands_the_shift_over_once_and_the_shift_then_takes_no_more_receipts(
+    settings, session_factory, client, auth
+) -> None:
+    """交班: the cash counted against the receipts' cash (the difference recorded and sent as an event);
+    a second hand-over is refused; a receipt after it is refused and its order stays pending; another
+    cashier's shift of the same id is untouched; the supervisor's day view shows the hand-over."""
+    import asyncio
+
+    from .test_orders import event_data
+
+    shift = f"S-{uuid.uuid4().hex[:8]}"
+    zhao, qian = f"cashier-zhao-{shift}", f"cashier-qian-{shift}"
+    await take(client, auth, zhao, shift, 12_000, session_factory, settings, method="cash")
+    await take(client, auth, zhao, shift, 3_050, session_factory, settings, method="cash")
+    await take(
+        client, auth, zhao, shift, 9_900, session_factory, settings, method="pos", pos_reference="T1-7"
+    )
+    await take(client, auth, qian, shift, 4_000, session_factory, settings, method="cash")
+    me = auth("billing_clerk", subject=zhao)
+    url = f"/v1/counter-shifts/{shift}/hand-over"
+
+    bad = await client.post(url, json={"counted_cash_fen": -1}, headers=me)
+    assert bad.status_code == 422 and bad.headers["content-type"].startswith("application/problem+json")
+    assert (await client.post(url, json={"counted_cash_fen": 0}, headers=auth("agent"))).status_code == 403
+
+    body = {"counted_cash_fen": 14_950, "note": "短款 1 元"}
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    answers = await asyncio.gather(*(client.post(url, json=body, headers=me | key) for _ in range(2)))
+    assert {a.status_code for a in answers} == {201}, [a.text for a in answers]
+    h = answers[0].json()
+    assert answers[1].json()["handover_id"] == h["handover_id"]  # the retry is the same hand-over
+    assert (h["cashier"], h["receipts_count"], h["cash"]["amount_fen"], h["pos"]["amount_fen"]) == (
+        zhao,
+        3,
+        15_050,
+        9_900,
+    )
+    assert (h["counted_cash"]["amount_fen"], h["difference"]["amount_fen"]) == (14_950, -100)
+    again = await client.post(url, json=body, headers=me)
+    assert again.status_code == 409 and again.json()["code"] == "shift_handed_over"
+    (event,) = await event_data(session_factory, shift, "payment.counter_shift.handed_over")
+    assert (event["cashier"], event["cash_fen"], event["difference_fen"]) == (zhao, 15_050, -100)
+
+    # a receipt after the hand-over: refused, the order stays pending, no receipt recorded
+    no = account_no()
+    await billing_reports(session_factory, settings, no, owed=500)
+    late = await client.post(
+        "/v1/payment-orders",
+        json={"account_no": no, "purpose": "dues", "amount_fen": 500, "channel": "counter"},
+        headers=me,
+    )
+    refused = await client.post(
+        f"/v1/payment-orders/{late.json()['order_no']}/counter-receipt",
+        json={"shift_id": shift, "method": "cash"},
+        headers=me,
+    )
+    assert refused.status_code == 409 and refused.json()["code"] == "shift_handed_over"
+    order = await client.get(f"/v1/payment-orders/{late.json()['order_no']}", headers=me)
+    assert order.json()["status"] == "pending"
+    async with session_factory() as s:
+        assert (
+            await s.scalar(select(func.count()).where(CounterReceiptRow.order_no == late.json()["order_no"]))
+            == 0
+        )
+    # the other cashier of the same shift id still takes payments
+    await take(client, auth, qian, shift, 1_000, session_factory, settings, method="cash")
+
+    day = await client.get(f"/v1/counter-totals?day={business_today()}", headers=auth("billing_supervisor"))
+    ours = {g["cashier"]: g for g in day.json()["shifts"] if g["shift_id"] == shift}
+    assert ours[zhao]["handover"]["difference"]["amount_fen"] == -100
+    assert ours[qian]["handover"] is None

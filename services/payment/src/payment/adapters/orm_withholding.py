@@ -11,6 +11,8 @@ Asia/Shanghai.
 * ``withholding_items``: one line of a batch: the payment order created for it and what the bank said.
 * ``counter_receipts``: what the cashier took for a counter order (cash or POS, the terminal's
   reference), in which shift, on which business day: the shift report's rows.
+* ``counter_handovers``: a cashier's hand-over of a shift (交班): what the receipts say was taken, the cash
+  counted, the difference; one per cashier and shift, after which the shift takes no more receipts.
 """
 
 from __future__ import annotations
@@ -153,3 +155,28 @@ class CounterReceiptRow(TimestampMixin, Base):
     shift_id: Mapped[str] = mapped_column(String(40))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     business_day: Mapped[date] = mapped_column(Date)
+
+
+class CounterHandover(TimestampMixin, Base):
+    __tablename__ = "counter_handovers"
+    __table_args__ = (
+        UniqueConstraint("shift_id", "cashier", name="uq_counter_handovers_shift_cashier"),
+        CheckConstraint("counted_cash_fen >= 0", name="counted_cash_non_negative"),
+        CheckConstraint("difference_fen = counted_cash_fen - cash_fen", name="difference"),
+        Index("ix_counter_handovers_day", "business_day"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=new_id)
+    shift_id: Mapped[str] = mapped_column(String(40))
+    cashier: Mapped[str] = mapped_column(String(200))
+    handed_over_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    business_day: Mapped[date] = mapped_column(Date)
+    # what the shift's receipts say was taken (fen), and how many
+    receipts_count: Mapped[int] = mapped_column(Integer)
+    cash_fen: Mapped[int] = mapped_column(BigInteger)
+    pos_fen: Mapped[int] = mapped_column(BigInteger)
+    unspecified_fen: Mapped[int] = mapped_column(BigInteger)
+    # the cash in the drawer, counted by the cashier; counted - receipts' cash (negative: short)
+    counted_cash_fen: Mapped[int] = mapped_column(BigInteger)
+    difference_fen: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str] = mapped_column(Text, server_default=text("''"))

@@ -9,7 +9,15 @@ Reports (counts and fen by method, per cashier and shift):
 
 * ``shift_report(shift_id, cashier=None)``: one shift; a cashier (``billing_clerk``) sees their own
   receipts in it (``cashier`` = their audit identity), a supervisor every cashier's.
-* ``day_report(day)``: every cashier and shift of a business day (a supervisor's hand-over check).
+* ``day_report(day)``: every cashier and shift of a business day (a supervisor's hand-over check), with
+  each shift's hand-over when there is one.
+
+**Hand-over (交班)**: ``hand_over`` records, once per cashier and shift, what the cashier's receipts of the
+shift say was taken (by method) against the cash the cashier counted in the drawer, and the difference
+(counted minus the receipts' cash; negative: short), with ``payment.counter_shift.handed_over``. From then
+on the shift takes no more receipts from that cashier (409 ``shift_handed_over``: open a new shift). A
+receipt and a hand-over of the same cashier and shift are serialised (an advisory lock), so a receipt is
+either in the handed-over totals or refused, never lost between them.
 
 Amounts are what was taken at the counter; refunds of those payments are not netted here.
 """
@@ -20,13 +28,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment.adapters.orm import PaymentOrder
-from payment.adapters.orm_withholding import CounterReceiptRow
-from utilis_shared.db import UnitOfWork
-from utilis_shared.errors import NotFound
+from payment.adapters.orm_withholding import CounterHandover, CounterReceiptRow
+from payment.events import CounterShiftHandedOver, catalog
+from utilis_shared.db import UnitOfWork, advisory_lock
+from utilis_shared.errors import Conflict, NotFound
 from utilis_shared.timeutil import business_date_of
 
 METHODS = ("cash", "pos", "unspecified")
@@ -34,6 +43,20 @@ METHODS = ("cash", "pos", "unspecified")
 
 class ShiftNotFound(NotFound):
     code = "shift_not_found"
+
+
+class ShiftHandedOver(Conflict):
+    code = "shift_handed_over"
+
+
+async def _lock_shift(uow: UnitOfWork, shift_id: str, cashier: str) -> CounterHandover | None:
+    """Serialise a cashier's receipts and hand-over of a shift; the hand-over if there is one."""
+    await advisory_lock(uow.session, f"payment.counter:{shift_id}:{cashier}")
+    return await uow.session.scalar(
+        select(CounterHandover).where(
+            CounterHandover.shift_id == shift_id, CounterHandover.cashier == cashier
+        )
+    )
 
 
 async def record_receipt(
@@ -46,6 +69,12 @@ async def record_receipt(
 ) -> CounterReceiptRow:
     """The receipt of a counter order that just succeeded (``order.cashier`` names cashier and shift)."""
     cashier = order.cashier or {}
+    handed = await _lock_shift(uow, cashier["shift_id"], cashier["cashier"])
+    if handed is not None:
+        raise ShiftHandedOver(
+            f"Shift {cashier['shift_id']} was handed over at {handed.handed_over_at.isoformat()}; "
+            "take the payment in a new shift.",
+        )
     received_at = order.paid_at or now
     row = CounterReceiptRow(
         order_no=order.order_no,
@@ -88,7 +117,7 @@ class Totals:
     def add(self, method: str | None, count: int, fen: int, first: datetime, last: datetime) -> None:
         t = self.by_method[method or "unspecified"]
         t.count += count
-        t.amount_fen += fen
+        t.amount_fen += int(fen)  # PostgreSQL's sum of a bigint is a numeric
         self.first_at = first if self.first_at is None else min(self.first_at, first)
         self.last_at = last if self.last_at is None else max(self.last_at, last)
 
@@ -148,3 +177,64 @@ async def shift_report(session: AsyncSession, shift_id: str, *, cashier: str | N
 async def day_report(session: AsyncSession, day: date) -> Report:
     stmt = _grouped().where(CounterReceiptRow.business_day == day)
     return summarise((await session.execute(stmt)).all())
+
+
+async def handovers(
+    session: AsyncSession, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], CounterHandover]:
+    """The hand-overs of these ``(shift_id, cashier)`` pairs, by pair."""
+    pairs = list(keys)
+    if not pairs:
+        return {}
+    rows = await session.scalars(
+        select(CounterHandover).where(tuple_(CounterHandover.shift_id, CounterHandover.cashier).in_(pairs))
+    )
+    return {(h.shift_id, h.cashier): h for h in rows}
+
+
+async def hand_over(
+    uow: UnitOfWork, *, shift_id: str, cashier: str, counted_cash_fen: int, note: str, now: datetime
+) -> CounterHandover:
+    """The cashier hands over the shift (module docstring); 409 ``shift_handed_over`` the second time."""
+    handed = await _lock_shift(uow, shift_id, cashier)
+    if handed is not None:
+        raise ShiftHandedOver(
+            f"Shift {shift_id} was already handed over at {handed.handed_over_at.isoformat()}."
+        )
+    stmt = _grouped().where(CounterReceiptRow.shift_id == shift_id, CounterReceiptRow.cashier == cashier)
+    totals = summarise((await uow.session.execute(stmt)).all()).totals
+    cash = totals.by_method["cash"].amount_fen
+    row = CounterHandover(
+        shift_id=shift_id,
+        cashier=cashier,
+        handed_over_at=now,
+        business_day=business_date_of(now),
+        receipts_count=totals.count,
+        cash_fen=cash,
+        pos_fen=totals.by_method["pos"].amount_fen,
+        unspecified_fen=totals.by_method["unspecified"].amount_fen,
+        counted_cash_fen=counted_cash_fen,
+        difference_fen=counted_cash_fen - cash,
+        note=note,
+    )
+    uow.session.add(row)
+    await uow.session.flush()
+    uow.emit(
+        catalog.build(
+            CounterShiftHandedOver(
+                handover_id=str(row.id),
+                shift_id=shift_id,
+                cashier=cashier,
+                business_day=row.business_day,
+                handed_over_at=now,
+                receipts_count=row.receipts_count,
+                cash_fen=row.cash_fen,
+                pos_fen=row.pos_fen,
+                unspecified_fen=row.unspecified_fen,
+                counted_cash_fen=counted_cash_fen,
+                difference_fen=row.difference_fen,
+            ),
+            subject=shift_id,
+        )
+    )
+    return row

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, func, or_, select, text, update
+from sqlalchemy import String, and_, any_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,7 +76,7 @@ from payment.domain.reconciliation import (
 )
 from payment.domain.statements import StatementLine, is_statement_provider, parse_statement
 from payment.events import ReconciliationCompleted, catalog
-from utilis_shared.db import UnitOfWork
+from utilis_shared.db import UnitOfWork, advisory_lock
 from utilis_shared.errors import Conflict, NotFound, UnprocessableEntity
 from utilis_shared.ids import new_id
 from utilis_shared.timeutil import business_date_of, utcnow
@@ -430,10 +430,7 @@ async def import_statement(
 async def _lock_day(session: AsyncSession, provider: str, day: date) -> None:
     """Serialise the runs of one provider and day (a transaction advisory lock). Imports take their own
     day's, then the following days' in day order, so two imports never wait on each other in a cycle."""
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-        {"k": f"payment.reconciliation:{provider}:{day.isoformat()}"},
-    )
+    await advisory_lock(session, f"payment.reconciliation:{provider}:{day.isoformat()}")
 
 
 def _case_key(case: Case | ReconciliationCase) -> tuple:

@@ -56,7 +56,7 @@ from payment.events import (
     catalog,
 )
 from payment.service_layer import orders
-from utilis_shared.db import UnitOfWork
+from utilis_shared.db import UnitOfWork, advisory_lock
 from utilis_shared.errors import Conflict, NotFound, UnprocessableEntity
 from utilis_shared.pii import PiiCipher
 from utilis_shared.timeutil import business_date_of
@@ -121,10 +121,6 @@ def _check_bank(banks: Mapping[str, str], bank_code: str) -> str:
     return merchant_no
 
 
-async def _advisory_lock(session: AsyncSession, key: str) -> None:
-    await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
-
-
 # ------------------------------------------------------------------------------------------- mandates
 async def sign_mandate(
     uow: UnitOfWork,
@@ -146,7 +142,7 @@ async def sign_mandate(
         raise InvalidBankAccount("The bank account number must be 12 to 30 digits.") from exc
     bidx = cipher.blind_index(digits, field=PII_FIELD)
     session = uow.session
-    await _advisory_lock(session, f"withholding-mandate:{account_no}")
+    await advisory_lock(session, f"withholding-mandate:{account_no}")
     existing = await _active_mandate(session, account_no)
     if existing is not None:
         if existing.bank_code == bank_code and existing.bank_account_bidx == bidx:
@@ -261,7 +257,7 @@ async def create_batch(
     merchant_no = _check_bank(banks, bank_code)
     number = rules.batch_no(bank_code, day)
     session = uow.session
-    await _advisory_lock(session, f"withholding-batch:{number}")
+    await advisory_lock(session, f"withholding-batch:{number}")
     existing = await _batch_row(session, number, with_files=True)
     if existing is not None:
         return BatchResult(existing, False)
