@@ -214,10 +214,11 @@ class WithholdingItemFailed(BaseModel):
 
 
 # ---- the counter
-@catalog.register("payment.counter_shift.handed_over")
-class CounterShiftHandedOver(BaseModel):
-    """A cashier handed over a shift (交班): what the receipts say was taken, the cash counted and the
-    difference (negative: short). Keyed by the shift. A difference is for the supervisor (and, later, a
+@catalog.register("payment.counter_shift.closed")
+class CounterShiftClosed(BaseModel):
+    """A cashier closed a shift by handing it over (交班): what the receipts say was taken, the cash counted
+    and the difference (negative: short); the shift takes no more of the cashier's receipts. Keyed by the
+    shift. A difference is for the supervisor (and, later, a
     work order)."""
 
     handover_id: str

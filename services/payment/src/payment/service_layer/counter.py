@@ -14,7 +14,7 @@ Reports (counts and fen by method, per cashier and shift):
 
 **Hand-over (交班)**: ``hand_over`` records, once per cashier and shift, what the cashier's receipts of the
 shift say was taken (by method) against the cash the cashier counted in the drawer, and the difference
-(counted minus the receipts' cash; negative: short), with ``payment.counter_shift.handed_over``. From then
+(counted minus the receipts' cash; negative: short), with ``payment.counter_shift.closed``. From then
 on the shift takes no more receipts from that cashier (409 ``shift_handed_over``: open a new shift). A
 receipt and a hand-over of the same cashier and shift are serialised (an advisory lock), so a receipt is
 either in the handed-over totals or refused, never lost between them.
@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment.adapters.orm import PaymentOrder
 from payment.adapters.orm_withholding import CounterHandover, CounterReceiptRow
-from payment.events import CounterShiftHandedOver, catalog
+from payment.events import CounterShiftClosed, catalog
 from utilis_shared.db import UnitOfWork, advisory_lock
 from utilis_shared.errors import Conflict, NotFound
 from utilis_shared.timeutil import business_date_of
@@ -221,7 +221,7 @@ async def hand_over(
     await uow.session.flush()
     uow.emit(
         catalog.build(
-            CounterShiftHandedOver(
+            CounterShiftClosed(
                 handover_id=str(row.id),
                 shift_id=shift_id,
                 cashier=cashier,
