@@ -500,9 +500,15 @@ async def test_the_scheduler_makes_each_banks_batch_hands_its_file_over_and_appl
     assert not list((tmp_path / bank / "out").glob(".*"))  # no temporary file left behind
     again = await exchange(session_factory, job, now=now)
     assert again.batches_written == 0 and len(list((tmp_path / bank / "out").iterdir())) == 1
+    taken = request_path.read_bytes()  # the transfer takes the file to the bank: it is never written again
+    request_path.unlink()
+    after = await exchange(session_factory, job, now=now)
+    assert after.batches_written == 0 and not list((tmp_path / bank / "out").iterdir())
+    shown = await client.get(f"/v1/withholding-batches/{request.batch_no}", headers=auth("billing_clerk"))
+    assert shown.status_code == 200 and shown.json()["request_handed_over_at"] is not None
 
     poor = sorted(owed)[0]
-    result = simulator.withholding_result(request_path.read_bytes(), failures={poor: "INSUFFICIENT_FUNDS"})
+    result = simulator.withholding_result(taken, failures={poor: "INSUFFICIENT_FUNDS"})
     inbox = tmp_path / bank / "in"
     inbox.mkdir()
     (inbox / "result.csv").write_bytes(result)

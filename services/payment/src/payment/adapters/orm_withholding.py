@@ -94,6 +94,8 @@ class WithholdingBatch(TimestampMixin, Base):
     request_sha256: Mapped[str] = mapped_column(String(64))
     request_file: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     requested_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # the file's header time
+    # when the scheduler wrote the request file into the exchange directory (never again after that)
+    request_handed_over_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[str] = mapped_column(String(200))
     result_sha256: Mapped[str | None] = mapped_column(String(64))
     result_file: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)

@@ -224,6 +224,10 @@ class BatchRead(BaseModel):
     request_sha256: str
     requested_at: str
     created_by: str
+    request_handed_over_at: str | None = Field(
+        description="when the scheduler wrote the request file into the exchange directory (null: not yet, "
+        "or files are exchanged by staff)"
+    )
     result_sha256: str | None
     processed_at: str | None = Field(description="the bank's processing time (its result file)")
     result_applied_at: str | None
@@ -278,6 +282,7 @@ def batch_read(b: WithholdingBatch, *, created: bool | None = None) -> dict[str,
         "request_sha256": b.request_sha256,
         "requested_at": b.requested_at.isoformat(),
         "created_by": b.created_by,
+        "request_handed_over_at": iso(b.request_handed_over_at),
         "result_sha256": b.result_sha256,
         "processed_at": iso(b.processed_at),
         "result_applied_at": iso(b.result_applied_at),

@@ -8,9 +8,12 @@ scheduler): whatever moves files to and from each bank (an SFTP client, the bank
 1. **Batches.** On each withholding day (``withholding_days``: days of the month, Asia/Shanghai), once the
    local time has passed ``withholding_run_after``, every bank in ``withholding_banks`` gets its batch of
    the day (``withholding.create_batch`` by ``system:withholding``: the same bank and day is the same
-   batch, so a second round or a second replica finds it); a bank with nothing to withhold gets none. The
-   request file is written as ``out/<batch_no>.csv``: to a hidden temporary name, then renamed, so the
-   transfer never picks up half a file; never written twice (the name exists: done).
+   batch, so a second round or a second replica finds it); a bank with nothing to withhold gets none.
+   Once the batch is committed, its request file is written as ``out/<batch_no>.csv`` (to a hidden
+   temporary name, then renamed, so the transfer never picks up half a file), then the batch records
+   ``request_handed_over_at``: a file the transfer has taken away is never written again. (A crash
+   between the write and that record writes the same file again on the next round: the bank sees the
+   same batch number twice, which banks refuse as a duplicate.)
 2. **Results.** Every ``*.csv`` in ``in/`` is applied to the batch its header names
    (``withholding.apply_result``: each success settled once, each failure closed with the bank's reason;
    the same file again changes nothing), then moved to ``processed/``. A refused file moves to
@@ -28,9 +31,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from payment import metrics as payment_metrics
+from payment.adapters.orm_withholding import WithholdingBatch
 from payment.adapters.providers.withholding import batch_no_of
 from payment.service_layer import withholding
 from payment.settings import Settings
@@ -50,15 +55,12 @@ class ExchangeSummary:
     results_rejected: int = 0
 
 
-def _write_once(path: Path, data: bytes) -> bool:
-    """``data`` as ``path`` unless it exists: a hidden temporary file first, then an atomic rename."""
-    if path.exists():
-        return False
+def _write(path: Path, data: bytes) -> None:
+    """``data`` as ``path``: a hidden temporary file first, then an atomic rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.part")
     temporary.write_bytes(data)
     os.replace(temporary, path)
-    return True
 
 
 def _move(path: Path, folder: str) -> Path:
@@ -128,14 +130,20 @@ async def _batch(
         await uow.commit()
     payment_metrics.observe_committed(uow.committed_events)
     batch = result.batch
-    target = root / bank / "out" / f"{batch.batch_no}.csv"
-    written = await asyncio.to_thread(_write_once, target, batch.request_file)
-    if written:
-        log.info(
-            "withholding request file written",
-            extra={"batch_no": batch.batch_no, "items": batch.item_count, "new_batch": result.created},
+    if batch.request_handed_over_at is not None:
+        return 0
+    await asyncio.to_thread(_write, root / bank / "out" / f"{batch.batch_no}.csv", batch.request_file)
+    async with session_factory() as session, session.begin():
+        await session.execute(
+            update(WithholdingBatch)
+            .where(WithholdingBatch.id == batch.id, WithholdingBatch.request_handed_over_at.is_(None))
+            .values(request_handed_over_at=now)
         )
-    return int(written)
+    log.info(
+        "withholding request file written",
+        extra={"batch_no": batch.batch_no, "items": batch.item_count, "new_batch": result.created},
+    )
+    return 1
 
 
 async def _result(
