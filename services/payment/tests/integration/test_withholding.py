@@ -468,7 +468,7 @@ async def test_the_scheduler_makes_each_banks_batch_hands_its_file_over_and_appl
     puts a file it refuses aside with its reason."""
     from datetime import time
 
-    from payment.service_layer.withholding_exchange import exchange
+    from payment.service_layer.withholding_exchange import STABLE_SECONDS, exchange
     from utilis_shared.timeutil import BUSINESS_TZ, utcnow
 
     bank = a_bank(settings)
@@ -513,7 +513,10 @@ async def test_the_scheduler_makes_each_banks_batch_hands_its_file_over_and_appl
     inbox.mkdir()
     (inbox / "result.csv").write_bytes(result)
     (inbox / "garbage.csv").write_bytes(b"not,a,result\n")
-    applied = await exchange(session_factory, job, now=now)
+    writing = await exchange(session_factory, job, now=now)  # just written: maybe still being written
+    assert writing.results_applied == writing.results_rejected == 0 and len(list(inbox.iterdir())) == 2
+    later = utcnow() + timedelta(seconds=STABLE_SECONDS + 1)  # the transfer is done with them
+    applied = await exchange(session_factory, job, now=later)
     assert (applied.results_applied, applied.results_rejected, applied.results_replayed) == (1, 1, 0)
     assert not list(inbox.iterdir())
     assert (tmp_path / bank / "processed" / "result.csv").read_bytes() == result
@@ -525,7 +528,7 @@ async def test_the_scheduler_makes_each_banks_batch_hands_its_file_over_and_appl
     }
 
     (inbox / "result.csv").write_bytes(result)  # the transfer brings the same file again
-    replayed = await exchange(session_factory, job, now=now)
+    replayed = await exchange(session_factory, job, now=utcnow() + timedelta(seconds=STABLE_SECONDS + 1))
     assert (replayed.results_applied, replayed.results_replayed) == (0, 1)
     assert len(list((tmp_path / bank / "processed").glob("result*.csv"))) == 2  # both kept
     for no in owed:

@@ -14,7 +14,8 @@ scheduler): whatever moves files to and from each bank (an SFTP client, the bank
    ``request_handed_over_at``: a file the transfer has taken away is never written again. (A crash
    between the write and that record writes the same file again on the next round: the bank sees the
    same batch number twice, which banks refuse as a duplicate.)
-2. **Results.** Every ``*.csv`` in ``in/`` is applied to the batch its header names
+2. **Results.** Every ``*.csv`` in ``in/`` (not a hidden name, and unchanged for ``STABLE_SECONDS``: a
+   file the transfer is still writing is left for a later round) is applied to the batch its header names
    (``withholding.apply_result``: each success settled once, each failure closed with the bank's reason;
    the same file again changes nothing), then moved to ``processed/``. A refused file moves to
    ``rejected/`` with ``<name>.reason.txt`` beside it (the problem's code and detail) for people to look
@@ -45,6 +46,7 @@ from utilis_shared.timeutil import BUSINESS_TZ
 
 log = logging.getLogger(__name__)
 RUN_BY = "system:withholding"
+STABLE_SECONDS = 60  # a result file modified more recently may still be being written by the transfer
 
 
 @dataclass
@@ -79,6 +81,19 @@ def _reject(path: Path, reason: str) -> None:
     target.with_name(f"{target.name}.reason.txt").write_text(reason, encoding="utf-8")
 
 
+def _arrived(inbox: Path, now: datetime) -> list[Path]:
+    """The result files in ``inbox`` the transfer has finished writing, oldest name first."""
+    out = []
+    for path in sorted(inbox.glob("*.csv")):
+        try:
+            settled = now.timestamp() - path.stat().st_mtime >= STABLE_SECONDS
+        except FileNotFoundError:  # taken by another replica meanwhile
+            continue
+        if settled and not path.name.startswith("."):
+            out.append(path)
+    return out
+
+
 def withholding_day(settings: Settings, now: datetime) -> date | None:
     """Today (Asia/Shanghai) if it is a withholding day and the run time has passed; else None."""
     local = now.astimezone(BUSINESS_TZ)
@@ -99,8 +114,7 @@ async def exchange(
     for bank in sorted(settings.withholding_banks):
         if day is not None:
             summary.batches_written += await _batch(session_factory, settings, root, bank, day, now)
-        inbox = root / bank / "in"
-        for path in await asyncio.to_thread(lambda inbox=inbox: sorted(inbox.glob("*.csv"))):
+        for path in await asyncio.to_thread(_arrived, root / bank / "in", now):
             try:
                 data = await asyncio.to_thread(path.read_bytes)
             except FileNotFoundError:  # another replica took it
