@@ -63,6 +63,7 @@ class Settings(ServiceSettings):
     statement_fetch_after: time = time(10, 0)
     statement_lookback_days: int = Field(default=3, ge=1, le=31)
     statement_retry_seconds: int = Field(default=900, ge=30)
+    statement_download_timeout_seconds: float = 120.0  # a day's file may be large
     expiry_sweep_seconds: float = 30.0
 
     @model_validator(mode="after")

@@ -350,3 +350,26 @@ def test_a_request_the_bank_cannot_verify_is_refused_there(xsim: ProviderSimulat
     )
     assert _sent(xsim, "ccb", tampered)[0] == 401
     assert _sent(xsim, "ccb", request)[0] == 200
+
+
+def test_an_xml_banks_statement_answer_may_be_larger_than_a_notification(xsim: ProviderSimulator) -> None:
+    """A notification is at most 64 KiB; the bank's answer to our statement request carries the day's file
+    and may be much larger."""
+    from payment.adapters.providers import bankxml
+    from payment.domain.statements import parse_statement
+
+    day, paid_at = (NOW - timedelta(days=3)).date(), NOW - timedelta(days=3)
+    for i in range(900):
+        order_no = f"P2026112000{i:08d}"
+        xsim.register_order("bank:ccb", order_no, 1_000 + i)
+        xsim.bank_callback("ccb", order_no, 1_000 + i, paid_at=paid_at, now=NOW)
+    adapter = xsim.bank_adapter("ccb")
+    status, headers, body = _sent(xsim, "ccb", adapter.build_statement_request(day=day, now=NOW))
+    assert len(body) > bankxml.MAX_BYTES
+    answer = adapter.parse_statement_response(
+        status_code=status, headers=headers, body=body, day=day, now=NOW
+    )
+    lines = parse_statement("bank:ccb", adapter.statement_file(answer, answer.content or b"")).require()
+    assert len(lines) == 900
+    with pytest.raises(CallbackRejected, match="too large"):  # as a notification it would be refused
+        adapter.verify_callback(headers=headers, body=body, now=NOW)

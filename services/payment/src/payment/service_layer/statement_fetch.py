@@ -70,7 +70,8 @@ async def download_statement(
         )
     adapter = channels.adapter(provider)
     request = adapter.build_statement_request(day=day, now=now)
-    response = await send(http, request, base_url)
+    timeout = settings.statement_download_timeout_seconds
+    response = await send(http, request, base_url, timeout=timeout)  # a bank's answer carries the file
     answer = adapter.parse_statement_response(
         status_code=response.status_code, headers=response.headers, body=response.content, day=day, now=now
     )
@@ -79,7 +80,7 @@ async def download_statement(
     data = answer.content
     if data is None:
         download = answer.download
-        got = await send(http, download, base_url)
+        got = await send(http, download, base_url, timeout=timeout)
         if got.status_code != 200:
             raise CallbackRejected("malformed", f"the statement download answered HTTP {got.status_code}")
         data = got.content

@@ -252,11 +252,13 @@ class BankDirectAdapter:
         self._check_body(data)
         return self._notice(data, nonce, signed_at)
 
-    def _xml_verified(self, raw: bytes, now: datetime) -> tuple[dict[str, Any], str, datetime]:
+    def _xml_verified(
+        self, raw: bytes, now: datetime, *, max_bytes: int = bankxml.MAX_BYTES
+    ) -> tuple[dict[str, Any], str, datetime]:
         """An XML message from the bank (:mod:`.bankxml`): head checks, the signature over the raw body
         bytes, the window; then (the message as its JSON fields, the nonce, when it was signed), read from
         the signed bytes."""
-        message = bankxml.parse_message(raw)
+        message = bankxml.parse_message(raw, max_bytes=max_bytes)
         head = {k: message.head.get(k, "") for k in bankxml.HEAD_FIELDS}
         if head["BankCode"] != self.bank_code:
             raise CallbackRejected("wrong_recipient", "bank code")
@@ -277,7 +279,7 @@ class BankDirectAdapter:
     def _answer(self, headers: Mapping[str, str], body: bytes, now: datetime) -> dict[str, Any]:
         """The bank's answer to one of our requests, verified, as its JSON fields (either format)."""
         if self.message_format == "XML":
-            data = self._xml_verified(body, now)[0]
+            data = self._xml_verified(body, now, max_bytes=bankxml.MAX_ANSWER_BYTES)[0]
         else:
             self._verifier.verify(headers, body, bank_code=self.bank_code, now=now, window=self.window)
             data = json_object(body)

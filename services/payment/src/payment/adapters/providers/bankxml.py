@@ -64,7 +64,8 @@ from defusedxml.common import DefusedXmlException
 
 from payment.adapters.providers.base import CallbackRejected, fen_to_yuan, yuan_to_fen
 
-MAX_BYTES = 64 * 1024
+MAX_BYTES = 64 * 1024  # a notification
+MAX_ANSWER_BYTES = 64 * 1024 * 1024  # the bank's answer to our request (a statement carries its file)
 HEAD_FIELDS = ("TxCode", "BankCode", "TxTime", "Nonce", "KeyId", "SignType")
 # A JSON message's field -> its XML body element (msg_type and bank_code are the head's TxCode, BankCode).
 TAGS = {
@@ -141,9 +142,11 @@ def encoding_of(raw: bytes) -> str:
     return encoding
 
 
-def parse_message(raw: bytes) -> XmlMessage:
-    """Parse (safely) and cut out the signed body bytes; raises ``CallbackRejected("malformed")``."""
-    if len(raw) > MAX_BYTES:
+def parse_message(raw: bytes, *, max_bytes: int = MAX_BYTES) -> XmlMessage:
+    """Parse (safely) and cut out the signed body bytes; raises ``CallbackRejected("malformed")``.
+    ``max_bytes``: a notification from the internet is small; an answer to our own request may carry a
+    day's statement file."""
+    if len(raw) > max_bytes:
         raise CallbackRejected("malformed", "message too large")
     encoding = encoding_of(raw)
     try:  # expat reads UTF-8 only: decode in the declared encoding, then parse the text
