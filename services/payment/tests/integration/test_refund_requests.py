@@ -173,3 +173,49 @@ async def test_a_refund_cases_refund_is_sent_with_the_cases_transaction(
         ).scalar_one()
     assert status == "refunded"
     assert await events(session_factory, case["account_no"], "payment.payment.refunded") == []
+
+
+@pytest.mark.parametrize("bank", ["icbc", "ccb"])  # JSON and XML
+async def test_a_withholding_debits_refund_goes_to_its_banks_api_and_completes(
+    bank, provider_api, client, auth, session_factory, settings, simulator
+) -> None:
+    """A withholding (代扣) debit has no API of its own: its refund is sent to the same bank's
+    direct-connect API, and the bank's refund notice on its callback completes it once."""
+    import random
+    from datetime import timedelta
+
+    from utilis_shared.timeutil import business_today
+
+    from .test_orders import account_no, billing_reports
+    from .test_withholding import card, sign
+
+    no = account_no()
+    await billing_reports(session_factory, settings, no, owed=7_000)
+    assert (await sign(client, auth, no, bank, card())).status_code == 201
+    day = business_today() + timedelta(days=random.randint(400, 40_000))  # a batch day of its own
+    clerk = auth("billing_clerk")
+    batch = await client.post(
+        "/v1/withholding-batches", json={"bank_code": bank, "day": str(day)}, headers=clerk
+    )
+    assert batch.status_code == 201, batch.text
+    number = batch.json()["batch_no"]
+    request = await client.get(f"/v1/withholding-batches/{number}/request-file", headers=clerk)
+    result = simulator.withholding_result(request.content)
+    applied = await client.post(
+        f"/v1/withholding-batches/{number}/result-file", content=result, headers=clerk
+    )
+    assert applied.status_code == 200, applied.text
+    async with session_factory() as s:
+        order = (await s.execute(select(PaymentOrder).where(PaymentOrder.account_no == no))).scalar_one()
+    assert (order.status, order.provider) == ("succeeded", f"withholding:{bank}")
+
+    refund = await approved(client, auth, order.order_no, 2_000)
+    assert refund["status"] == "submitted" and refund["sent_at"] is not None, refund
+    assert simulator.refund_requests.count((f"bank:{bank}", refund["refund_no"])) == 1
+    (notice,) = simulator.take_refund_notices()
+    assert notice.path == f"/callbacks/bank/{bank}"
+    await asyncio.gather(
+        *(client.post(notice.path, content=notice.body, headers=notice.headers) for _ in range(2))
+    )
+    row = await refund_row(session_factory, refund["refund_no"])
+    assert row.status == "succeeded" and row.send_attempts == 1

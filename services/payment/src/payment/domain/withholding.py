@@ -48,6 +48,14 @@ def provider_for(bank_code: str) -> str:
     return f"{PROVIDER_PREFIX}{bank_code}"
 
 
+def api_provider(provider: str) -> str:
+    """The provider whose API serves an order's refunds (and sends their notices): for a withholding debit
+    its bank's direct-connect API (``withholding:<code>`` -> ``bank:<code>``); any other order, its own."""
+    if provider.startswith(PROVIDER_PREFIX):
+        return f"bank:{provider.removeprefix(PROVIDER_PREFIX)}"
+    return provider
+
+
 def is_bank_code(value: str) -> bool:
     return bool(_BANK_CODE.fullmatch(value))
 

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from payment.adapters.orm import AccountDues, BillDue, PaymentOrder, ProviderCallback, RefundCase
 from payment.domain import orders as rules
 from payment.domain.orders import Dues, OrderStatus, Outcome, Purpose
+from payment.domain.withholding import api_provider
 from payment.events import (
     PaymentClosed,
     PaymentCreated,
@@ -219,7 +220,7 @@ async def apply_notice(uow: UnitOfWork, notice: Notice) -> Outcome:
     """Apply a verified notice exactly once (see the module docstring). A refund notice completes the
     submitted refund it names (``service_layer/refunds.py``)."""
     order = await get_order(uow.session, notice.order_no, lock=True)
-    if notice.status == "refunded" and order.provider == notice.provider:
+    if notice.status == "refunded" and notice.provider in (order.provider, api_provider(order.provider)):
         from payment.service_layer.refunds import apply_refund_notice
 
         outcome = Outcome(await apply_refund_notice(uow, notice))

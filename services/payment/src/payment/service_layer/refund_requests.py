@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from payment.adapters.channels import Channels, send
 from payment.adapters.orm import PaymentOrder, Refund, RefundCase
 from payment.adapters.providers.base import CallbackRejected, RefundAnswer, RefundTarget
+from payment.domain.withholding import api_provider, provider_for
 from payment.events import RefundFailed, catalog
 from payment.service_layer import refund_cases
 from payment.service_layer.refunds import refund_facts
@@ -48,6 +49,12 @@ class SendSummary:
     accepted: int = 0
     refused: int = 0
     retry_later: int = 0
+
+
+def _served(urls: dict[str, str]) -> list[str]:
+    """The orders' providers whose refunds have an API to go to: those with one, and the withholding
+    debits of every bank with one."""
+    return [*urls, *(provider_for(p.removeprefix("bank:")) for p in urls if p.startswith("bank:"))]
 
 
 async def _target(
@@ -68,7 +75,7 @@ async def _target(
         refund_fen=refund.amount_fen,
         total_fen=total,
         reason=refund.reason,
-        notify_url=channels.notify_url(order.provider),
+        notify_url=channels.notify_url(api_provider(order.provider)),
     )
 
 
@@ -94,16 +101,17 @@ async def send_refund(
         if row is None:
             return "skipped"
         refund, order = row
-        base_url = settings.provider_query_urls.get(order.provider)
+        provider = api_provider(order.provider)  # a withholding debit's refund goes to its bank's API
+        base_url = settings.provider_query_urls.get(provider)
         if (
             refund.status != "submitted"
             or refund.sent_at is not None
             or base_url is None
-            or order.provider not in channels.adapters
+            or provider not in channels.adapters
         ):
             return "skipped"
         target = await _target(session, channels, refund, order)
-    adapter = channels.adapter(order.provider)
+    adapter = channels.adapter(provider)
     answer: RefundAnswer | None = None
     error = ""
     attempts = 0
@@ -197,7 +205,7 @@ async def send_due_refunds(
                     select(Refund.refund_no)
                     .join(PaymentOrder, PaymentOrder.order_no == Refund.order_no)
                     .where(
-                        PaymentOrder.provider.in_(list(settings.provider_query_urls)),
+                        PaymentOrder.provider.in_(_served(settings.provider_query_urls)),
                         Refund.status == "submitted",
                         Refund.sent_at.is_(None),
                         or_(Refund.last_attempt_at.is_(None), Refund.last_attempt_at <= due_before),

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 
 from payment.adapters.orm import InvoiceRequest, PaymentOrder, Refund, RefundCase
 from payment.domain.orders import OrderStatus
+from payment.domain.withholding import api_provider
 from payment.events import PaymentRefunded, RefundApproved, RefundRejected, RefundRequested, catalog
 from payment.service_layer import refund_cases
 from payment.service_layer.orders import COUNTER, Notice, _order_payload, _problem, get_order
@@ -200,7 +201,11 @@ async def apply_refund_notice(uow: UnitOfWork, notice: Notice) -> str:
     if refund.order_no != order.order_no:
         own = await get_order(uow.session, refund.order_no, lock=True)
         case = await uow.session.get(RefundCase, own.refund_case_id) if own.refund_case_id else None
-        if case is None or case.order_no != order.order_no or own.provider != notice.provider:
+        if (
+            case is None
+            or case.order_no != order.order_no
+            or api_provider(own.provider) != api_provider(notice.provider)
+        ):
             return "conflict"
         order = own
     if refund.status == "succeeded":

@@ -835,6 +835,8 @@ class ProviderSimulator:
         if (provider, refund_no) in self.refunds:
             return "accepted", ""
         order = self.orders.get((provider, order_no))
+        if order is None and provider.startswith("bank:"):  # the bank's own withholding debit
+            order = self.orders.get((f"withholding:{provider.removeprefix('bank:')}", order_no))
         if order is None or order.status != "succeeded" or order.txn_id != txn_id:
             return "refused", "TRADE_NOT_EXIST"
         done = sum(f for (p, _), (o, f) in self.refunds.items() if p == provider and o == order_no)
