@@ -232,7 +232,7 @@ async def test_an_xml_bank_is_answered_in_xml_and_its_gbk_notice_applied_once(
 async def test_a_failed_bank_payment_is_failed_once_with_the_banks_reason(
     bank, client, auth, session_factory, settings, simulator
 ) -> None:
-    from .test_orders import event_data
+    from .test_orders import events
 
     order = await new_order(client, auth, session_factory, settings, simulator, f"bank:{bank}", 6_600)
     cb = simulator.bank_callback(bank, order["order_no"], 6_600, status="FAILED")
@@ -241,5 +241,5 @@ async def test_a_failed_bank_payment_is_failed_once_with_the_banks_reason(
     )
     assert {a.status_code for a in answers} == {200}
     assert await status_of(session_factory, order["order_no"]) == "failed"
-    failed = await event_data(session_factory, order["account_no"], "payment.payment.failed")
+    failed = await events(session_factory, order["account_no"], "payment.payment.failed")
     assert [(e["payment_id"], e["reason"]) for e in failed] == [(order["order_no"], "余额不足")]

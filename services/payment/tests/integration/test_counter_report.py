@@ -123,7 +123,7 @@ async def test_a_cashier_hands_the_shift_over_once_and_the_shift_then_takes_no_m
     cashier's shift of the same id is untouched; the supervisor's day view shows the hand-over."""
     import asyncio
 
-    from .test_orders import event_data
+    from .test_orders import events
 
     shift = f"S-{uuid.uuid4().hex[:8]}"
     zhao, qian = f"cashier-zhao-{shift}", f"cashier-qian-{shift}"
@@ -155,7 +155,7 @@ async def test_a_cashier_hands_the_shift_over_once_and_the_shift_then_takes_no_m
     assert (h["counted_cash"]["amount_fen"], h["difference"]["amount_fen"]) == (14_950, -100)
     again = await client.post(url, json=body, headers=me)
     assert again.status_code == 409 and again.json()["code"] == "shift_handed_over"
-    (event,) = await event_data(session_factory, shift, "payment.counter_shift.closed")
+    (event,) = await events(session_factory, shift, "payment.counter_shift.closed")
     assert (event["cashier"], event["cash_fen"], event["difference_fen"]) == (zhao, 15_050, -100)
 
     # a receipt after the hand-over: refused, the order stays pending, no receipt recorded

@@ -71,13 +71,13 @@ async def events_of(session_factory, no: str, event_type: str) -> int:
         )
 
 
-async def event_data(session_factory, no: str, event_type: str) -> list[dict]:
-    """The ``data`` of every ``event_type`` event keyed by ``no`` in the outbox, oldest first."""
+async def events(session_factory, key: str, event_type: str) -> list[dict]:
+    """The ``data`` of every ``event_type`` event keyed by ``key`` in the outbox, oldest first."""
     async with session_factory() as s:
         payloads = (
             await s.execute(
                 select(outbox_messages.c.payload)
-                .where(outbox_messages.c.key == no, outbox_messages.c.event_type == event_type)
+                .where(outbox_messages.c.key == key, outbox_messages.c.event_type == event_type)
                 .order_by(outbox_messages.c.seq)
             )
         ).scalars()

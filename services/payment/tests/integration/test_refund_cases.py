@@ -5,15 +5,14 @@ problem+json errors."""
 
 from __future__ import annotations
 
-import json
 import uuid
 
 from sqlalchemy import select
 
 from payment.adapters.orm import PaymentOrder, RefundCase
-from utilis_shared.db import outbox_messages
 
 from .test_callbacks import new_order
+from .test_orders import events
 
 
 async def a_case(client, auth, session_factory, settings, simulator, amount: int = 12_345) -> dict:
@@ -30,18 +29,6 @@ async def a_case(client, auth, session_factory, settings, simulator, amount: int
         case = (await s.execute(select(RefundCase).where(RefundCase.order_no == n))).scalar_one()
     assert case.status == "open" and case.paid_at is not None
     return {"id": str(case.id), "order_no": n, "account_no": order["account_no"], "txn": case.provider_txn_id}
-
-
-async def events(session_factory, account_no: str, event_type: str) -> list[dict]:
-    async with session_factory() as s:
-        rows = (
-            await s.execute(
-                select(outbox_messages.c.payload).where(
-                    outbox_messages.c.key == account_no, outbox_messages.c.event_type == event_type
-                )
-            )
-        ).scalars()
-        return [json.loads(p)["data"] for p in rows]
 
 
 async def test_a_case_applied_as_a_top_up_becomes_a_prepaid_payment_billing_settles(

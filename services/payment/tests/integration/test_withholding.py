@@ -22,7 +22,7 @@ from utilis_shared.db import outbox_messages
 from utilis_shared.pii import PiiCipher
 from utilis_shared.timeutil import business_today
 
-from .test_orders import account_no, billing_reports, event_data, events_of
+from .test_orders import account_no, billing_reports, events, events_of
 
 CLERK = ("billing_clerk",)
 
@@ -186,7 +186,7 @@ async def test_a_batch_is_requested_and_its_result_applied_exactly_once(
         if no in (poor, closed):
             assert order.status == "failed" and order.provider_txn_id is None
             assert await events_of(session_factory, no, "payment.payment.failed") == 1
-            (failed,) = await event_data(session_factory, no, "payment.payment.failed")
+            (failed,) = await events(session_factory, no, "payment.payment.failed")
             assert failed["reason"] == ("INSUFFICIENT_FUNDS" if no == poor else "ACCOUNT_CLOSED")
             assert await events_of(session_factory, no, "payment.withholding_item.failed") == 1
             assert await events_of(session_factory, no, "payment.payment.succeeded") == 0

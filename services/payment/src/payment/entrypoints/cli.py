@@ -91,18 +91,12 @@ def providers_check(
     if target is None:
         raise typer.BadParameter("name the file, or set UTILIS_PROVIDERS_FILE")
     try:
-        loaded, adapters = config.load(target, window=_window(settings))
+        loaded, adapters = config.load(target)
     except config.ProvidersConfigError as exc:
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps(loaded.summary(), indent=2, ensure_ascii=False))
     typer.echo(f"{target}: {len(adapters)} provider(s): {', '.join(adapters) or 'none'}")
-
-
-def _window(settings: Settings):
-    from datetime import timedelta
-
-    return timedelta(seconds=settings.callback_window_seconds)
 
 
 @app.command("dev-keys")

@@ -75,7 +75,7 @@ class Scheduler:
                 log.exception("statement fetch failed")
             try:
                 exchanged = await exchange(self.session_factory, self.settings, now=utcnow())
-                if exchanged != type(exchanged)():
+                if exchanged.files:
                     log.info("withholding files exchanged", extra={"summary": str(exchanged)})
             except Exception:
                 log.exception("withholding exchange failed")

@@ -212,7 +212,7 @@ class Notice:
             status=verified.status,
             paid_at=verified.paid_at or paid_at,
             raw=verified.raw,
-            failure_reason=getattr(verified, "failure_reason", None),
+            failure_reason=verified.failure_reason,
         )
 
 

@@ -119,11 +119,13 @@ async def fetch_and_import(
 
 
 class StatementFetcher:
-    """The scheduler's daily statement job (module docstring); remembers when it last asked for each
-    (provider, day), in memory."""
+    """The scheduler's daily statement job (module docstring); remembers, in memory, when it last asked
+    for each (provider, day) and which days are reconciled (so a round asks the database only about the
+    days it does not know to be done)."""
 
     def __init__(self) -> None:
         self._asked: dict[tuple[str, date], datetime] = {}
+        self._done: set[tuple[str, date]] = set()
 
     def due_days(self, settings: Settings, now: datetime) -> list[date]:
         local = now.astimezone(BUSINESS_TZ)
@@ -150,13 +152,15 @@ class StatementFetcher:
         retry = timedelta(seconds=settings.statement_retry_seconds)
         for provider in providers:
             for day in days:
-                asked = self._asked.get((provider, day))
-                if asked is not None and now - asked < retry:
+                key = (provider, day)
+                asked = self._asked.get(key)
+                if key in self._done or (asked is not None and now - asked < retry):
                     continue
                 async with session_factory() as session:
                     if await rec.current_run(session, provider, day) is not None:
+                        self._done.add(key)
                         continue
-                self._asked[(provider, day)] = now
+                self._asked[key] = now
                 try:
                     result = await fetch_and_import(
                         session_factory, settings, channels, http, provider, day, now=now
@@ -170,12 +174,15 @@ class StatementFetcher:
                     continue
                 if result is None:
                     summary.not_ready += 1
-                elif result.created:
+                    continue
+                if result.created:
                     summary.imported += 1
-                    self._asked.pop((provider, day), None)
                 else:
                     summary.unchanged += 1
+                self._done.add(key)
+                del self._asked[key]
         oldest = min(days, default=None)
         for key in [k for k in self._asked if oldest is None or k[1] < oldest]:
             del self._asked[key]  # days out of the look-back window are never asked again
+        self._done = {k for k in self._done if oldest is not None and k[1] >= oldest}
         return summary

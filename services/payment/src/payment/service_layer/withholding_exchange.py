@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from payment import metrics as payment_metrics
 from payment.adapters.orm_withholding import WithholdingBatch
 from payment.adapters.providers.withholding import batch_no_of
+from payment.domain.withholding import batch_no
 from payment.service_layer import withholding
 from payment.settings import Settings
 from utilis_shared.db import UnitOfWork
@@ -55,6 +56,15 @@ class ExchangeSummary:
     results_applied: int = 0
     results_replayed: int = 0
     results_rejected: int = 0
+
+    def count(self, outcome: str) -> None:
+        """One result file more with this outcome (``applied``, ``replayed``, ``rejected``)."""
+        setattr(self, f"results_{outcome}", getattr(self, f"results_{outcome}") + 1)
+
+    @property
+    def files(self) -> int:
+        """Files written or taken this round."""
+        return self.batches_written + self.results_applied + self.results_replayed + self.results_rejected
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -119,14 +129,21 @@ async def exchange(
                 data = await asyncio.to_thread(path.read_bytes)
             except FileNotFoundError:  # another replica took it
                 continue
-            outcome = await _result(session_factory, settings, path, data, now)
-            setattr(summary, f"results_{outcome}", getattr(summary, f"results_{outcome}") + 1)
+            summary.count(await _result(session_factory, settings, path, data, now))
     return summary
 
 
 async def _batch(
     session_factory: async_sessionmaker, settings: Settings, root: Path, bank: str, day: date, now: datetime
 ) -> int:
+    async with session_factory() as session:  # the usual case after the first round: nothing to do
+        handed = await session.scalar(
+            select(WithholdingBatch.request_handed_over_at).where(
+                WithholdingBatch.batch_no == batch_no(bank, day)
+            )
+        )
+    if handed is not None:
+        return 0
     uow = UnitOfWork(session_factory, settings)
     async with uow:
         try:
@@ -144,7 +161,7 @@ async def _batch(
         await uow.commit()
     payment_metrics.observe_committed(uow.committed_events)
     batch = result.batch
-    if batch.request_handed_over_at is not None:
+    if batch.request_handed_over_at is not None:  # another replica wrote it meanwhile
         return 0
     await asyncio.to_thread(_write, root / bank / "out" / f"{batch.batch_no}.csv", batch.request_file)
     async with session_factory() as session, session.begin():

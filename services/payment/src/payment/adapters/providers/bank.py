@@ -179,6 +179,36 @@ class Verifier:
         elif not sm2.verify(key, message, b64decode_strict(signature)):
             raise CallbackRejected("bad_signature")
 
+    def verify_xml(
+        self,
+        raw: bytes,
+        *,
+        bank_code: str,
+        now: datetime,
+        window: timedelta,
+        max_bytes: int = bankxml.MAX_BYTES,
+    ) -> tuple[dict[str, Any], str, datetime]:
+        """An XML message (:mod:`.bankxml`) signed by one of these keys: head checks, the signature over the
+        raw body bytes, the window; then (the message as its JSON fields, the nonce, when it was signed),
+        read from the signed bytes. ``CallbackRejected`` otherwise."""
+        message = bankxml.parse_message(raw, max_bytes=max_bytes)
+        head = {k: message.head.get(k, "") for k in bankxml.HEAD_FIELDS}
+        if head["BankCode"] != bank_code:
+            raise CallbackRejected("wrong_recipient", "bank code")
+        if head["SignType"] != self.sign_type:
+            raise CallbackRejected("unsupported_algorithm", head["SignType"] or "none")
+        if not _NONCE.fullmatch(head["Nonce"]) or not re.fullmatch(r"[0-9]{14}", head["TxTime"]):
+            raise CallbackRejected("malformed", "nonce or time")
+        if not message.signature:
+            raise CallbackRejected("malformed", "no signature")
+        signed = bankxml.message_to_sign(
+            bank_code, head["TxCode"], head["TxTime"], head["Nonce"], message.body_bytes
+        )
+        self.check(head["KeyId"], signed, message.signature)
+        signed_at = shanghai_time(head["TxTime"], TIME_FORMAT)
+        check_window(signed_at, now, window)
+        return bankxml.from_body(head, message.body), head["Nonce"], signed_at
+
 
 def _str(data: Mapping[str, Any], key: str) -> str:
     value = data.get(key)
@@ -247,39 +277,23 @@ class BankDirectAdapter:
         return self._notice(data, nonce, signed_at)
 
     def _verify_xml_callback(self, body: bytes, now: datetime) -> CallbackNotice:
-        data, nonce, signed_at = self._xml_verified(body, now)
+        data, nonce, signed_at = self._verifier.verify_xml(
+            body, bank_code=self.bank_code, now=now, window=self.window
+        )
         data.setdefault("currency", "CNY")
         self._check_body(data)
         return self._notice(data, nonce, signed_at)
 
-    def _xml_verified(
-        self, raw: bytes, now: datetime, *, max_bytes: int = bankxml.MAX_BYTES
-    ) -> tuple[dict[str, Any], str, datetime]:
-        """An XML message from the bank (:mod:`.bankxml`): head checks, the signature over the raw body
-        bytes, the window; then (the message as its JSON fields, the nonce, when it was signed), read from
-        the signed bytes."""
-        message = bankxml.parse_message(raw, max_bytes=max_bytes)
-        head = {k: message.head.get(k, "") for k in bankxml.HEAD_FIELDS}
-        if head["BankCode"] != self.bank_code:
-            raise CallbackRejected("wrong_recipient", "bank code")
-        if head["SignType"] != self._verifier.sign_type:
-            raise CallbackRejected("unsupported_algorithm", head["SignType"] or "none")
-        if not _NONCE.fullmatch(head["Nonce"]) or not re.fullmatch(r"[0-9]{14}", head["TxTime"]):
-            raise CallbackRejected("malformed", "nonce or time")
-        if not message.signature:
-            raise CallbackRejected("malformed", "no signature")
-        signed = bankxml.message_to_sign(
-            self.bank_code, head["TxCode"], head["TxTime"], head["Nonce"], message.body_bytes
-        )
-        self._verifier.check(head["KeyId"], signed, message.signature)
-        signed_at = shanghai_time(head["TxTime"], TIME_FORMAT)
-        check_window(signed_at, now, self.window)
-        return bankxml.from_body(head, message.body), head["Nonce"], signed_at
-
     def _answer(self, headers: Mapping[str, str], body: bytes, now: datetime) -> dict[str, Any]:
         """The bank's answer to one of our requests, verified, as its JSON fields (either format)."""
         if self.message_format == "XML":
-            data = self._xml_verified(body, now, max_bytes=bankxml.MAX_ANSWER_BYTES)[0]
+            data = self._verifier.verify_xml(
+                body,
+                bank_code=self.bank_code,
+                now=now,
+                window=self.window,
+                max_bytes=bankxml.MAX_ANSWER_BYTES,
+            )[0]
         else:
             self._verifier.verify(headers, body, bank_code=self.bank_code, now=now, window=self.window)
             data = json_object(body)

@@ -31,7 +31,7 @@ import hashlib
 import json
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 from pydantic import (
@@ -166,26 +166,18 @@ class BankConfig(_Strict):
 class ProvidersConfig(_Strict):
     wechat: WeChatConfig | None = None
     alipay: AlipayConfig | None = None
-    banks: dict[str, BankConfig] = Field(default_factory=dict)
+    banks: dict[Annotated[str, Field(pattern=r"^[a-z0-9]{2,20}$")], BankConfig] = Field(default_factory=dict)
 
     def adapters(self, *, window: timedelta = DEFAULT_WINDOW) -> dict[str, Any]:
-        """``{provider name: adapter}`` (what ``Channels`` takes); each key is parsed here, so a bad one
-        fails here, naming its provider and never showing the key."""
+        """``{provider name: adapter}`` (what ``Channels`` takes); every field and key was checked when
+        the configuration was read."""
         out: dict[str, Any] = {}
-        builders: list[tuple[str, Any]] = []
         if self.wechat:
-            builders.append(("wechat", lambda: self.wechat.adapter(window)))  # type: ignore[union-attr]
+            out["wechat"] = self.wechat.adapter(window)
         if self.alipay:
-            builders.append(("alipay", lambda: self.alipay.adapter(window)))  # type: ignore[union-attr]
+            out["alipay"] = self.alipay.adapter(window)
         for code, bank in sorted(self.banks.items()):
-            builders.append((f"bank:{code}", lambda code=code, bank=bank: bank.adapter(code, window)))
-        for name, build in builders:
-            try:
-                out[name] = build()
-            except (ValueError, TypeError) as exc:
-                # The cryptography and gmssl messages say what kind of key failed, not its text; still,
-                # only the exception's type is passed on, so that no key material can reach a log.
-                raise ProvidersConfigError(f"{name}: a key cannot be read ({type(exc).__name__})") from None
+            out[f"bank:{code}"] = bank.adapter(code, window)
         return out
 
     def to_json(self) -> str:

@@ -85,7 +85,6 @@ from payment.adapters.providers.base import (
     DEFAULT_WINDOW,
     SHANGHAI,
     CallbackRejected,
-    check_window,
     fen_to_yuan,
     load_rsa_private_key,
     private_pem,
@@ -93,7 +92,6 @@ from payment.adapters.providers.base import (
     require_aware,
     rsa_sha256_sign,
     rsa_sha256_verify,
-    shanghai_time,
     to_shanghai,
     yuan_to_fen,
 )
@@ -317,48 +315,55 @@ class ProviderSimulator:
         """The merchant's side of these keys, as a deployment configures it (``UTILIS_PROVIDERS_FILE``):
         our ids and private keys and the providers' *public* keys, none of the providers' private keys.
         ``base_url``: where this simulator's :meth:`asgi_app` is served (banks' gateways are
-        ``<base_url>/bank/<code>``). Every adapter the service and the tests use is built from it, so the
-        production configuration path is the one every test exercises."""
-        k = self.keys
+        ``<base_url>/bank/<code>``). Every adapter the service and the tests use is built from it (or from
+        its parts below), so the production configuration path is the one every test exercises."""
         return ProvidersConfig(
-            wechat=WeChatConfig(
-                mchid=self.mchid,
-                appid=self.appid,
-                apiv3_key=k.wechat_apiv3_key,
-                merchant_serial=k.wechat_merchant_serial,
-                merchant_private_key=k.wechat_merchant_private,
-                platform_public_keys={k.wechat_platform_serial: _rsa_public(k.wechat_platform_private)},
-            ),
-            alipay=AlipayConfig(
-                app_id=self.alipay_app_id,
-                seller_id=self.alipay_seller_id,
-                app_private_key=k.alipay_app_private,
-                alipay_public_key=_rsa_public(k.alipay_private),
-            ),
-            banks={
-                code: BankConfig(
-                    merchant_no=self.merchant_no,
-                    sign_type=b["sign_type"],  # type: ignore[arg-type]
-                    format=self.bank_format(code),  # type: ignore[arg-type]
-                    merchant_key_id=b["merchant_key_id"],
-                    merchant_private_key=b["merchant_private"],
-                    bank_public_keys={b["bank_key_id"]: _bank_public(b["sign_type"], b["bank_private"])},
-                    gateway_url=f"{base_url.rstrip('/')}/bank/{code}" if base_url else "",
-                )
-                for code, b in k.banks.items()
-            },
+            wechat=self._wechat_config(),
+            alipay=self._alipay_config(),
+            banks={code: self._bank_config(code, base_url) for code in self.keys.banks},
+        )
+
+    def _wechat_config(self) -> WeChatConfig:
+        k = self.keys
+        return WeChatConfig(
+            mchid=self.mchid,
+            appid=self.appid,
+            apiv3_key=k.wechat_apiv3_key,
+            merchant_serial=k.wechat_merchant_serial,
+            merchant_private_key=k.wechat_merchant_private,
+            platform_public_keys={k.wechat_platform_serial: _rsa_public(k.wechat_platform_private)},
+        )
+
+    def _alipay_config(self) -> AlipayConfig:
+        return AlipayConfig(
+            app_id=self.alipay_app_id,
+            seller_id=self.alipay_seller_id,
+            app_private_key=self.keys.alipay_app_private,
+            alipay_public_key=_rsa_public(self.keys.alipay_private),
+        )
+
+    def _bank_config(self, code: str, base_url: str = "") -> BankConfig:
+        b = self.keys.banks[code]
+        return BankConfig(
+            merchant_no=self.merchant_no,
+            sign_type=b["sign_type"],  # type: ignore[arg-type]
+            format=self.bank_format(code),  # type: ignore[arg-type]
+            merchant_key_id=b["merchant_key_id"],
+            merchant_private_key=b["merchant_private"],
+            bank_public_keys={b["bank_key_id"]: _bank_public(b["sign_type"], b["bank_private"])},
+            gateway_url=f"{base_url.rstrip('/')}/bank/{code}" if base_url else "",
         )
 
     def wechat_adapter(self, *, window: timedelta = DEFAULT_WINDOW) -> WeChatPayAdapter:
-        return self.merchant_config().wechat.adapter(window)  # type: ignore[union-attr]
+        return self._wechat_config().adapter(window)
 
     def alipay_adapter(self, *, window: timedelta = DEFAULT_WINDOW) -> AlipayAdapter:
-        return self.merchant_config().alipay.adapter(window)  # type: ignore[union-attr]
+        return self._alipay_config().adapter(window)
 
     def bank_adapter(
         self, code: str, *, window: timedelta = DEFAULT_WINDOW, base_url: str = ""
     ) -> BankDirectAdapter:
-        return self.merchant_config(base_url=base_url).banks[code].adapter(code, window)
+        return self._bank_config(code, base_url).adapter(code, window)
 
     def bank_format(self, code: str) -> str:
         return self.keys.banks[code].get("format", "JSON")
@@ -649,21 +654,26 @@ class ProviderSimulator:
                 serial_no,
                 paid_at if status == "SUCCESS" else None,
             )
-        signer = self._bank_signers[bank_code]
-        if self.bank_format(bank_code) == "XML":
-            body = self._bank_xml(bank_code, payload, now, nonce, encoding=xml_encoding)
-            headers = {"Content-Type": f"application/xml; charset={xml_encoding}"}
-        else:
-            body = _compact(payload)
-            headers = signer.headers(bank_code, body, now=now, nonce=nonce)
+        headers, body = self._bank_message(bank_code, payload, now, nonce=nonce, encoding=xml_encoding)
         return SimCallback(f"bank:{bank_code}", order_no, f"/callbacks/bank/{bank_code}", headers, body)
 
-    def _bank_xml(
-        self, code: str, payload: dict[str, Any], now: datetime, nonce: str | None, *, encoding: str = "UTF-8"
-    ) -> bytes:
-        """A message as an XML bank sends it (:mod:`.bankxml`: a notification or an answer), signed over its
-        body's bytes; ``payload`` is the JSON message it stands for (an empty ``fail_reason`` left out)."""
+    def _bank_message(
+        self,
+        code: str,
+        payload: dict[str, Any],
+        now: datetime,
+        *,
+        nonce: str | None = None,
+        encoding: str = "UTF-8",
+    ) -> tuple[dict[str, str], bytes]:
+        """(headers, body) of a message as bank ``code`` sends it (a notification or an answer), signed with
+        the bank's key in its format: JSON with signed headers, or an XML Message (:mod:`.bankxml`) signed
+        over its body's bytes. ``payload`` is the JSON message (an empty ``fail_reason`` is left out of
+        the XML)."""
         signer = self._bank_signers[code]
+        if self.bank_format(code) != "XML":
+            body = _compact(payload)
+            return signer.headers(code, body, now=now, nonce=nonce), body
         head = {
             "TxCode": payload["msg_type"],
             "BankCode": code,
@@ -673,40 +683,24 @@ class ProviderSimulator:
             "SignType": signer.sign_type,
         }
         fields = {k: v for k, v in payload.items() if k != "fail_reason" or v}
-        return bankxml.build_message(head, bankxml.to_body(fields), signer.sign, encoding=encoding)
+        body = bankxml.build_message(head, bankxml.to_body(fields), signer.sign, encoding=encoding)
+        return {"Content-Type": f"application/xml; charset={encoding}"}, body
 
     def _bank_answer(
         self, code: str, payload: dict[str, Any], now: datetime
     ) -> tuple[int, dict[str, str], bytes]:
         """The bank's signed answer to one of our requests, in the bank's format."""
-        if self.bank_format(code) == "XML":
-            body = self._bank_xml(code, payload, now, None)
-            return 200, {"Content-Type": "application/xml; charset=UTF-8"}, body
-        body = _compact(payload)
-        return 200, self._bank_signers[code].headers(code, body, now=now), body
+        return 200, *self._bank_message(code, payload, now)
 
     def _bank_request(self, code: str, headers: Mapping[str, str], body: bytes) -> dict[str, Any] | None:
         """Our request to bank ``code`` as its JSON fields, if it verifies with our (the merchant's) key
         within the window; None if not."""
         verifier, now = self._merchant_verifiers[code], self._now(None)
         try:
-            if self.bank_format(code) != "XML":
-                verifier.verify(headers, body, bank_code=code, now=now, window=DEFAULT_WINDOW)
-                return json.loads(body)
-            message = bankxml.parse_message(body)
-            head = message.head
-            if head.get("BankCode") != code:
-                return None
-            signed = bankxml.message_to_sign(
-                code,
-                head.get("TxCode", ""),
-                head.get("TxTime", ""),
-                head.get("Nonce", ""),
-                message.body_bytes,
-            )
-            verifier.check(head.get("KeyId", ""), signed, message.signature)
-            check_window(shanghai_time(head.get("TxTime", ""), "%Y%m%d%H%M%S"), now, DEFAULT_WINDOW)
-            return bankxml.from_body(head, message.body)
+            if self.bank_format(code) == "XML":
+                return verifier.verify_xml(body, bank_code=code, now=now, window=DEFAULT_WINDOW)[0]
+            verifier.verify(headers, body, bank_code=code, now=now, window=DEFAULT_WINDOW)
+            return json.loads(body)
         except CallbackRejected:
             return None
 
